@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	"golang.org/x/term"
+
+	"github.com/vmctl/vmctl/internal/engine"
+	"github.com/vmctl/vmctl/internal/stack"
+)
+
+// IOStreams are the command's standard streams and what they are attached to.
+type IOStreams struct {
+	In            io.Reader
+	Out           io.Writer
+	ErrOut        io.Writer
+	OutIsTerminal bool
+	ErrIsTerminal bool
+}
+
+// SystemIO returns the process's streams.
+func SystemIO() *IOStreams {
+	return &IOStreams{
+		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		OutIsTerminal: term.IsTerminal(int(os.Stdout.Fd())),
+		ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+}
+
+// Factory builds clients lazily: `vmctl --help` or `vmctl config` never
+// touch the Docker Engine.
+type Factory struct {
+	IO        *IOStreams
+	LookupEnv func(string) (string, bool)
+	Environ   func() []string
+	// DockerClient is replaceable so tests can point at a particular engine.
+	DockerClient func(ctx context.Context) (*client.Client, error)
+
+	once   sync.Once
+	docker *client.Client
+	err    error
+}
+
+// NewFactory returns a Factory over the real environment.
+func NewFactory(io *IOStreams) *Factory {
+	return &Factory{IO: io, LookupEnv: os.LookupEnv, Environ: os.Environ, DockerClient: connectDocker}
+}
+
+// Docker returns a connected Docker client, created on first use.
+func (f *Factory) Docker(ctx context.Context) (*client.Client, error) {
+	f.once.Do(func() { f.docker, f.err = f.DockerClient(ctx) })
+	return f.docker, f.err
+}
+
+// Engine returns the local runtime over the Docker client.
+func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
+	c, err := f.Docker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return engine.New(c), nil
+}
+
+// connectDocker connects with API version negotiation (engine 20.10 / API
+// 1.41 and newer) and fails early, with the fix, when no engine answers.
+func connectDocker(ctx context.Context) (*client.Client, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("configure the Docker client: %w: check DOCKER_HOST", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Ping(pctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot reach the Docker Engine at %s: %s: start it (sudo systemctl start docker, or run dockerd) or point DOCKER_HOST at a running engine", c.DaemonHost(), firstLine(err.Error()))
+	}
+	c.NegotiateAPIVersion(ctx)
+	return c, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// loadStack reads the compose files selected by the global flags. The app
+// source for build contexts comes from VMCTL_APP_SOURCE or, failing that,
+// from the local environment file.
+func (f *Factory) loadStack(ctx context.Context, g *globalOptions) (*stack.Stack, error) {
+	env := map[string]string{}
+	for _, kv := range f.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if _, ok := env["VMCTL_APP_SOURCE"]; !ok {
+		src, err := localAppSource(g.envDir, f.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		if src != "" {
+			env["VMCTL_APP_SOURCE"] = src
+		}
+	}
+	return stack.Load(ctx, stack.LoadOptions{
+		Files:       g.files,
+		ProjectName: g.projectName,
+		Profiles:    g.profiles,
+		WorkDir:     g.projectDir,
+		Env:         env,
+	})
+}

@@ -1,0 +1,370 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vmctl/vmctl/internal/engine"
+	"github.com/vmctl/vmctl/internal/stack"
+)
+
+const fixtureImage = "vmctl-fixture:test"
+
+var (
+	contextOnce sync.Once
+	contextDir  string
+	contextErr  error
+)
+
+// dockerClient connects to the real engine: skipped on a developer machine
+// without one, but a failure in CI, where the engine must be there.
+func dockerClient(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and the Docker Engine is unreachable: %v", err)
+		}
+		t.Skipf("no Docker Engine: %v", err)
+	}
+	return c
+}
+
+// fixtureContext builds the demo program into a FROM-scratch build context.
+func fixtureContext(t testing.TB) string {
+	t.Helper()
+	contextOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vmctl-fixture-")
+		if err != nil {
+			contextErr = err
+			return
+		}
+		_, file, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(file), "..", "..", "images", "demo")
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "vmctl-demo"), ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			contextErr = fmt.Errorf("build the demo program: %v: %s", err, out)
+			return
+		}
+		df, err := os.ReadFile(filepath.Join(src, "Dockerfile"))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644)
+		}
+		contextDir, contextErr = dir, err
+	})
+	require.NoError(t, contextErr)
+	return contextDir
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+type fixture struct {
+	t       *testing.T
+	api     *client.Client
+	eng     *engine.Engine
+	project string
+	env     map[string]string
+}
+
+func newFixture(t *testing.T) *fixture {
+	api := dockerClient(t)
+	f := &fixture{
+		t:       t,
+		api:     api,
+		eng:     engine.New(api, engine.WithProbeInterval(100*time.Millisecond)),
+		project: fmt.Sprintf("vmctltest%d", time.Now().UnixNano()%1e9),
+		env: map[string]string{
+			"FIXTURE_IMAGE":   fixtureImage,
+			"FIXTURE_CONTEXT": fixtureContext(t),
+			"API_PORT":        freePort(t),
+			"WEB_PORT":        freePort(t),
+		},
+	}
+	t.Cleanup(func() {
+		_ = f.eng.Down(context.Background(), f.project, engine.DownOptions{Volumes: true})
+	})
+	return f
+}
+
+func (f *fixture) stack(profiles ...string) *stack.Stack {
+	f.t.Helper()
+	st, err := stack.Load(context.Background(), stack.LoadOptions{
+		Files:       []string{"testdata/fixture.yaml"},
+		ProjectName: f.project,
+		Env:         f.env,
+		Profiles:    profiles,
+	})
+	require.NoError(f.t, err)
+	return st
+}
+
+func (f *fixture) up(opts engine.UpOptions, profiles ...string) ([]engine.ServiceStatus, error) {
+	if opts.WaitTimeout == 0 {
+		opts.WaitTimeout = time.Minute
+	}
+	return f.eng.Up(context.Background(), f.stack(profiles...), opts)
+}
+
+// ids maps service to container ID for every container of the project.
+func (f *fixture) ids() map[string]string {
+	f.t.Helper()
+	list, err := f.api.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+f.project))})
+	require.NoError(f.t, err)
+	out := map[string]string{}
+	for _, c := range list {
+		out[c.Labels[engine.LabelService]] = c.ID
+	}
+	return out
+}
+
+func (f *fixture) networks() []network.Summary {
+	nets, err := f.api.NetworkList(context.Background(), network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+f.project))})
+	require.NoError(f.t, err)
+	return nets
+}
+
+func (f *fixture) volumes() []*volume.Volume {
+	vols, err := f.api.VolumeList(context.Background(), volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+f.project))})
+	require.NoError(f.t, err)
+	return vols.Volumes
+}
+
+func byService(rows []engine.ServiceStatus) map[string]engine.ServiceStatus {
+	m := map[string]engine.ServiceStatus{}
+	for _, r := range rows {
+		m[r.Service] = r
+	}
+	return m
+}
+
+func TestUpPsLogsDown(t *testing.T) {
+	f := newFixture(t)
+	// A container of another project must survive our down.
+	other := newFixture(t)
+	_, err := other.up(engine.UpOptions{Services: []string{"db"}})
+	require.NoError(t, err)
+
+	rows, err := f.up(engine.UpOptions{})
+	require.NoError(t, err)
+	got := byService(rows)
+	require.Len(t, got, 4)
+	assert.Equal(t, "healthy", got["db"].Health)
+	assert.Equal(t, "exited (0)", got["migrate"].Health)
+	assert.Equal(t, "healthy", got["api"].Health)
+	assert.Equal(t, "healthy", got["web"].Health)
+	assert.Equal(t, "http://127.0.0.1:"+f.env["API_PORT"]+"/health", got["api"].URL)
+	for _, s := range []string{"db", "api", "web"} {
+		assert.Equal(t, "running", got[s].State, s)
+		assert.Equal(t, "created", got[s].Action, s)
+	}
+
+	ps, err := f.eng.PS(context.Background(), f.stack())
+	require.NoError(t, err)
+	assert.Len(t, ps, 4)
+	assert.Contains(t, byService(ps)["api"].Ports, "127.0.0.1:"+f.env["API_PORT"]+"->8080/tcp")
+
+	var logs strings.Builder
+	require.NoError(t, f.eng.Logs(context.Background(), f.stack(), &logs, engine.LogsOptions{Services: []string{"api", "db"}}))
+	assert.Contains(t, logs.String(), "api | ")
+	assert.Contains(t, logs.String(), "db  | ")
+	assert.Contains(t, logs.String(), "listening on :8080")
+	assert.NotContains(t, logs.String(), "web | ")
+
+	require.Len(t, f.networks(), 1)
+	require.Len(t, f.volumes(), 1)
+	require.NoError(t, f.eng.Down(context.Background(), f.project, engine.DownOptions{}))
+	assert.Empty(t, f.ids())
+	assert.Empty(t, f.networks())
+	assert.Len(t, f.volumes(), 1, "volumes stay without -v")
+	require.NoError(t, f.eng.Down(context.Background(), f.project, engine.DownOptions{Volumes: true}))
+	assert.Empty(t, f.volumes())
+
+	assert.Len(t, other.ids(), 1, "down must not touch another project")
+}
+
+func TestUpIsIdempotentAndRecreatesOnlyWhatChanged(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.up(engine.UpOptions{})
+	require.NoError(t, err)
+	first := f.ids()
+
+	rows, err := f.up(engine.UpOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, first, f.ids(), "nothing changed, nothing recreated")
+	for _, r := range rows {
+		want := "unchanged"
+		if r.Service == "migrate" {
+			want = "started" // a completed one-shot runs again, as with docker compose
+		}
+		assert.Equal(t, want, r.Action, r.Service)
+	}
+
+	f.env["API_VERSION"] = "2"
+	rows, err = f.up(engine.UpOptions{})
+	require.NoError(t, err)
+	second := f.ids()
+	assert.NotEqual(t, first["api"], second["api"], "the changed service is recreated")
+	for _, s := range []string{"db", "migrate", "web"} {
+		assert.Equal(t, first[s], second[s], "%s is kept", s)
+	}
+	assert.Equal(t, "recreated", byService(rows)["api"].Action)
+}
+
+func TestRecreatedDependencyRestartsDependentsThatAskForIt(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.up(engine.UpOptions{})
+	require.NoError(t, err)
+	first := f.ids()
+
+	f.env["DB_DELAY"] = "100ms"
+	rows, err := f.up(engine.UpOptions{})
+	require.NoError(t, err)
+	got := byService(rows)
+	assert.Equal(t, "recreated", got["db"].Action)
+	assert.Equal(t, "restarted", got["api"].Action, "api depends on db with restart: true")
+	assert.Equal(t, "unchanged", got["web"].Action)
+	assert.Equal(t, first["api"], f.ids()["api"], "a restart keeps the container")
+}
+
+func TestUnhealthyServiceFailsUpWithItsLogs(t *testing.T) {
+	f := newFixture(t)
+	f.env["API_FAIL"] = "unhealthy"
+	_, err := f.up(engine.UpOptions{WaitTimeout: 3 * time.Second})
+	var se *engine.ServiceError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "api", se.Service, "the root cause, not its dependents")
+	assert.Contains(t, se.Error(), "not healthy within 3s")
+	assert.Contains(t, se.Error(), "503")
+	assert.Contains(t, se.Logs, "listening on :8080")
+}
+
+func TestExitingServiceFailsFast(t *testing.T) {
+	f := newFixture(t)
+	f.env["DB_FAIL"] = "exit"
+	start := time.Now()
+	_, err := f.up(engine.UpOptions{WaitTimeout: time.Minute})
+	var se *engine.ServiceError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "db", se.Service)
+	assert.Contains(t, se.Error(), "exited with code 3")
+	assert.Contains(t, se.Logs, "failing on purpose")
+	assert.Less(t, time.Since(start), 30*time.Second, "an exited container does not wait out the timeout")
+}
+
+func TestFailedJobBlocksItsDependents(t *testing.T) {
+	f := newFixture(t)
+	f.env["MIGRATE_EXIT"] = "4"
+	_, err := f.up(engine.UpOptions{WaitTimeout: 20 * time.Second})
+	var se *engine.ServiceError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "migrate", se.Service)
+	assert.Contains(t, se.Error(), "exited with code 4")
+	_, apiCreated := f.ids()["api"]
+	assert.False(t, apiCreated, "api waits for migrate to complete successfully")
+}
+
+func TestPortInUseRefusesBeforeAnythingChanges(t *testing.T) {
+	f := newFixture(t)
+	l, err := net.Listen("tcp", "127.0.0.1:"+f.env["WEB_PORT"])
+	require.NoError(t, err)
+	defer l.Close()
+
+	_, err = f.up(engine.UpOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "host port "+f.env["WEB_PORT"]+" is already in use by process")
+	assert.Contains(t, err.Error(), "(pid ")
+	assert.Empty(t, f.ids())
+	assert.Empty(t, f.networks())
+	assert.Empty(t, f.volumes())
+}
+
+func TestPortHeldByAnotherProjectNamesTheContainer(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.up(engine.UpOptions{Services: []string{"web"}})
+	require.NoError(t, err)
+	g := newFixture(t)
+	g.env["WEB_PORT"] = f.env["WEB_PORT"]
+	_, err = g.up(engine.UpOptions{Services: []string{"web"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "in use by container "+f.project+"-web-1 (project "+f.project+")")
+	assert.Empty(t, g.ids())
+}
+
+func TestCancelRemovesWhatTheRunCreated(t *testing.T) {
+	f := newFixture(t)
+	f.env["DB_DELAY"] = "1m"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.eng.Up(ctx, f.stack(), engine.UpOptions{WaitTimeout: 2 * time.Minute})
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return len(f.ids()) > 0 }, 30*time.Second, 50*time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(60 * time.Second):
+		t.Fatal("up did not return after cancel")
+	}
+	assert.Empty(t, f.ids(), "no half-created containers")
+	assert.Empty(t, f.networks())
+	assert.Empty(t, f.volumes())
+}
+
+func TestGPUModes(t *testing.T) {
+	f := newFixture(t)
+	var notes strings.Builder
+	_, err := f.up(engine.UpOptions{Services: []string{"gpu"}, GPU: engine.GPUOn, GPUReady: &engine.GPUVerdict{Reason: "no nvidia runtime"}}, "gpu")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--gpu on: gpu reserve a GPU but this host cannot provide one: no nvidia runtime")
+	assert.Empty(t, f.ids(), "refused before anything starts")
+
+	rows, err := f.up(engine.UpOptions{Services: []string{"gpu"}, GPU: engine.GPUAuto, GPUReady: &engine.GPUVerdict{Reason: "no nvidia runtime"}, Notices: &notes}, "gpu")
+	require.NoError(t, err)
+	assert.Equal(t, "off", byService(rows)["gpu"].GPU)
+	assert.Contains(t, notes.String(), "gpu: auto: gpu run in CPU mode: no nvidia runtime")
+	c, err := f.api.ContainerInspect(context.Background(), f.ids()["gpu"])
+	require.NoError(t, err)
+	assert.Contains(t, c.Config.Env, "OPENVOICE_DEVICE=cpu")
+	assert.Empty(t, c.HostConfig.DeviceRequests)
+}
+
+func TestUnknownServiceChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.up(engine.UpOptions{Services: []string{"nope"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `no such service: "nope"`)
+	assert.Empty(t, f.ids())
+	assert.True(t, errors.Is(err, err))
+}

@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/docker/docker/api/types/system"
+
+	"github.com/vmctl/vmctl/internal/stack"
+)
+
+// GPUVerdict says whether GPU services can get their GPU, and why not.
+type GPUVerdict struct {
+	Ready  bool
+	Reason string
+}
+
+// DockerGPUSupport reads from `docker info` whether the engine can hand out
+// an NVIDIA GPU: an nvidia runtime, or CDI devices from the NVIDIA driver.
+func DockerGPUSupport(info system.Info) GPUVerdict {
+	if _, ok := info.Runtimes["nvidia"]; ok {
+		return GPUVerdict{Ready: true, Reason: "the Docker Engine has the nvidia runtime"}
+	}
+	for _, d := range info.DiscoveredDevices {
+		if d.Source == "cdi" && strings.HasPrefix(d.ID, "nvidia.com/gpu") {
+			return GPUVerdict{Ready: true, Reason: "the Docker Engine has CDI device " + d.ID}
+		}
+	}
+	return GPUVerdict{Reason: "the Docker Engine has no nvidia runtime and no CDI GPU devices (install the NVIDIA Container Toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker` and restart dockerd)"}
+}
+
+// decideGPU resolves --gpu for every selected service that reserves a GPU:
+// on fails before anything starts when the host cannot; auto falls back to
+// CPU mode with one line saying why.
+func (e *Engine) decideGPU(ctx context.Context, st *stack.Stack, names []string, opts UpOptions, notices io.Writer) (map[string]bool, error) {
+	var gpuServices []string
+	for _, n := range names {
+		if len(stack.GPURequests(st.Project.Services[n])) > 0 {
+			gpuServices = append(gpuServices, n)
+		}
+	}
+	out := map[string]bool{}
+	if len(gpuServices) == 0 || opts.GPU == GPUOff {
+		if len(gpuServices) > 0 {
+			fmt.Fprintf(notices, "gpu: off: %s run in CPU mode\n", strings.Join(gpuServices, ", "))
+		}
+		return out, nil
+	}
+	verdict := opts.GPUReady
+	if verdict == nil {
+		info, err := e.api.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read docker info: %w", err)
+		}
+		v := DockerGPUSupport(info)
+		verdict = &v
+	}
+	if !verdict.Ready {
+		if opts.GPU == GPUOn {
+			return nil, fmt.Errorf("--gpu on: %s reserve a GPU but this host cannot provide one: %s; or run with --gpu off", strings.Join(gpuServices, ", "), verdict.Reason)
+		}
+		fmt.Fprintf(notices, "gpu: auto: %s run in CPU mode: %s\n", strings.Join(gpuServices, ", "), verdict.Reason)
+		return out, nil
+	}
+	for _, n := range gpuServices {
+		out[n] = true
+	}
+	return out, nil
+}
