@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,9 @@ func (f *Factory) loadStack(ctx context.Context, g *globalOptions) (*stack.Stack
 			env["VMCTL_APP_SOURCE"] = src
 		}
 	}
+	if _, ok := env["VMCTL_IMAGES"]; !ok {
+		env["VMCTL_IMAGES"] = imagesDir(g)
+	}
 	return stack.Load(ctx, stack.LoadOptions{
 		Files:       g.files,
 		ProjectName: g.projectName,
@@ -118,4 +122,22 @@ func (f *Factory) loadStack(ctx context.Context, g *globalOptions) (*stack.Stack
 		WorkDir:     g.projectDir,
 		Env:         env,
 	})
+}
+
+// imagesDir is where the stack's Dockerfiles live: images/ beside the
+// directory of the first compose file (compose/compose.yaml -> images/).
+func imagesDir(g *globalOptions) string {
+	base := g.projectDir
+	if len(g.files) > 0 {
+		base = filepath.Dir(g.files[0])
+	} else if base == "" || base == "." {
+		if _, err := os.Stat("compose"); err == nil {
+			base = "compose"
+		}
+	}
+	dir, err := filepath.Abs(filepath.Join(base, "..", "images"))
+	if err != nil {
+		return filepath.Join(base, "..", "images")
+	}
+	return dir
 }
