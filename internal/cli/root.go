@@ -128,14 +128,26 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q for vmctl", args[0])}
+		}
+		return c.Help()
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	pf := root.PersistentFlags()
+	// Stack flags come before the command, as with docker compose, so that
+	// `vmctl -f demo.yaml logs -f` means file, then follow.
+	root.TraverseChildren = true
+	pf := root.Flags()
 	pf.StringArrayVarP(&g.files, "file", "f", nil, "compose file (repeatable; default: compose.yaml, or compose/compose.yaml)")
 	pf.StringVarP(&g.projectName, "project-name", "p", "", "project name (default: the compose file's name, or its directory)")
 	pf.StringArrayVar(&g.profiles, "profile", nil, "enable a compose profile (repeatable)")
 	pf.StringVar(&g.projectDir, "project-directory", "", "working directory for relative paths (default: the current directory)")
-	pf.StringVar(&g.envDir, "env-dir", "environments", "directory of the environment files")
-	pf.StringVar(&g.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
+	// These have no clash with a command's own flags, so they go anywhere.
+	pp := root.PersistentFlags()
+	pp.StringVar(&g.envDir, "env-dir", "environments", "directory of the environment files")
+	pp.StringVar(&g.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
 
 	root.AddCommand(
 		newUpCmd(f, g),

@@ -10,20 +10,21 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/engine"
 	"github.com/vmctl/vmctl/internal/stack"
 )
 
 // benchFixture is the demo topology in testdata/bench.yaml on free ports.
 func benchFixture(b *testing.B) (*engine.Engine, *stack.Stack, []string) {
-	api := dockerClient(b)
+	api := dockertest.Client(b)
 	env := map[string]string{
-		"FIXTURE_IMAGE":   fixtureImage,
-		"FIXTURE_CONTEXT": fixtureContext(b),
-		"API_PORT":        freePort(b),
-		"WEB_PORT":        freePort(b),
-		"VOICEVOX_PORT":   freePort(b),
-		"OPENVOICE_PORT":  freePort(b),
+		"FIXTURE_IMAGE":   dockertest.FixtureImage,
+		"FIXTURE_CONTEXT": dockertest.FixtureContext(b),
+		"API_PORT":        dockertest.FreePort(b),
+		"WEB_PORT":        dockertest.FreePort(b),
+		"VOICEVOX_PORT":   dockertest.FreePort(b),
+		"OPENVOICE_PORT":  dockertest.FreePort(b),
 	}
 	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{"testdata/bench.yaml"}, ProjectName: "vmctlbench", Env: env})
 	if err != nil {
@@ -88,7 +89,7 @@ func BenchmarkUpColdDockerCompose(b *testing.B) {
 		b.Skip("docker-compose is not installed (apt-get install docker-compose)")
 	}
 	eng, st, env := benchFixture(b)
-	api := dockerClient(b)
+	api := dockertest.Client(b)
 	ctx := context.Background()
 	compose := func(args ...string) {
 		cmd := exec.Command("docker-compose", append([]string{"-p", "vmctlbenchcompose", "-f", "testdata/bench.yaml"}, args...)...)

@@ -5,13 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,70 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/engine"
 	"github.com/vmctl/vmctl/internal/stack"
 )
-
-const fixtureImage = "vmctl-fixture:test"
-
-var (
-	contextOnce sync.Once
-	contextDir  string
-	contextErr  error
-)
-
-// dockerClient connects to the real engine: skipped on a developer machine
-// without one, but a failure in CI, where the engine must be there.
-func dockerClient(t testing.TB) *client.Client {
-	t.Helper()
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.Ping(ctx); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the Docker Engine is unreachable: %v", err)
-		}
-		t.Skipf("no Docker Engine: %v", err)
-	}
-	return c
-}
-
-// fixtureContext builds the demo program into a FROM-scratch build context.
-func fixtureContext(t testing.TB) string {
-	t.Helper()
-	contextOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "vmctl-fixture-")
-		if err != nil {
-			contextErr = err
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		src := filepath.Join(filepath.Dir(file), "..", "..", "images", "demo")
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "vmctl-demo"), ".")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			contextErr = fmt.Errorf("build the demo program: %v: %s", err, out)
-			return
-		}
-		df, err := os.ReadFile(filepath.Join(src, "Dockerfile"))
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644)
-		}
-		contextDir, contextErr = dir, err
-	})
-	require.NoError(t, contextErr)
-	return contextDir
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 type fixture struct {
 	t       *testing.T
@@ -97,17 +31,17 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	api := dockerClient(t)
+	api := dockertest.Client(t)
 	f := &fixture{
 		t:       t,
 		api:     api,
 		eng:     engine.New(api, engine.WithProbeInterval(100*time.Millisecond)),
 		project: fmt.Sprintf("vmctltest%d", time.Now().UnixNano()%1e9),
 		env: map[string]string{
-			"FIXTURE_IMAGE":   fixtureImage,
-			"FIXTURE_CONTEXT": fixtureContext(t),
-			"API_PORT":        freePort(t),
-			"WEB_PORT":        freePort(t),
+			"FIXTURE_IMAGE":   dockertest.FixtureImage,
+			"FIXTURE_CONTEXT": dockertest.FixtureContext(t),
+			"API_PORT":        dockertest.FreePort(t),
+			"WEB_PORT":        dockertest.FreePort(t),
 		},
 	}
 	t.Cleanup(func() {
