@@ -52,8 +52,13 @@ func (p *Prober) Until(ctx context.Context, url string, interval time.Duration) 
 	defer t.Stop()
 	var last error
 	for {
-		if last = p.Probe(ctx, url); last == nil {
+		err := p.Probe(ctx, url)
+		if err == nil {
 			return nil
+		}
+		// A probe cut short by the deadline says less than the one before it.
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

@@ -37,7 +37,7 @@ func TestUntilReportsLastFailure(t *testing.T) {
 		http.Error(w, "nope", http.StatusInternalServerError)
 	}))
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := NewProber(time.Second).Until(ctx, srv.URL, 5*time.Millisecond)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
