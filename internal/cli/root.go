@@ -19,11 +19,14 @@ import (
 	"github.com/vmctl/vmctl/internal/progress"
 )
 
-// Exit codes.
+// Exit codes. Checks (gpu, doctor, diff, verify) use 3 for a negative
+// verdict and 4 when they could not tell, so CI can gate on them.
 const (
 	ExitOK        = 0
 	ExitError     = 1
 	ExitUsage     = 2
+	ExitNotReady  = 3 // gpu/doctor: not ready; diff: drift found
+	ExitUnknown   = 4 // the check could not reach a verdict
 	ExitCancelled = 130
 )
 
