@@ -111,6 +111,10 @@ func (e *Engine) buildOne(ctx context.Context, project string, svc types.Service
 	}
 	res := "image " + ref
 	pw.Event(progress.Event{Resource: res, Status: progress.Working, Text: "Building"})
+	if err := e.buildAdditionalContexts(ctx, svc); err != nil {
+		pw.Event(progress.Event{Resource: res, Status: progress.Error, Text: "Build failed", Detail: err.Error()})
+		return "", fmt.Errorf("build %s: %w", svc.Name, err)
+	}
 	tarball, dockerfile, err := buildContext(svc.Build)
 	if err != nil {
 		pw.Event(progress.Event{Resource: res, Status: progress.Error, Text: "Build failed", Detail: err.Error()})
@@ -148,6 +152,35 @@ func (e *Engine) buildOne(ctx context.Context, project string, svc types.Service
 	}
 	pw.Event(progress.Event{Resource: res, Status: progress.Done, Text: "Built"})
 	return img.ID, nil
+}
+
+// buildAdditionalContexts gives the classic builder what BuildKit's named
+// contexts give: each local directory in additional_contexts becomes a
+// FROM-scratch image tagged with the context's name, which
+// `COPY --from=<name>` then finds locally instead of pulling.
+func (e *Engine) buildAdditionalContexts(ctx context.Context, svc types.ServiceConfig) error {
+	for name, src := range svc.Build.AdditionalContexts {
+		if strings.Contains(src, "://") || strings.HasPrefix(src, "docker-image:") || strings.HasPrefix(src, "service:") {
+			return fmt.Errorf("additional context %s=%s: only local directories are supported", name, src)
+		}
+		tarball, dockerfile, err := buildContext(&types.BuildConfig{Context: src, DockerfileInline: "FROM scratch\nCOPY . /\n"})
+		if err != nil {
+			return fmt.Errorf("additional context %s: %w", name, err)
+		}
+		resp, err := e.api.ImageBuild(ctx, tarball, build.ImageBuildOptions{
+			Tags: []string{name}, Dockerfile: dockerfile, Remove: true, ForceRemove: true, Version: build.BuilderV1,
+			Labels: map[string]string{LabelManaged: "true"},
+		})
+		if err != nil {
+			return fmt.Errorf("additional context %s: %w", name, err)
+		}
+		err = decodeStream(resp.Body, nil)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("additional context %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // decodeStream reads the engine's JSON message stream, reporting step lines
@@ -229,8 +262,16 @@ func buildContext(b *types.BuildConfig) (io.Reader, string, error) {
 	if b.DockerfileInline != "" {
 		df = []byte(b.DockerfileInline)
 	}
+	// A <Dockerfile>.dockerignore beside the Dockerfile wins over the
+	// context's .dockerignore, as with BuildKit.
+	ignore := filepath.Join(root, ".dockerignore")
+	if b.DockerfileInline == "" {
+		if _, err := os.Stat(dfPath + ".dockerignore"); err == nil {
+			ignore = dfPath + ".dockerignore"
+		}
+	}
 	var excludes []string
-	if f, err := os.Open(filepath.Join(root, ".dockerignore")); err == nil {
+	if f, err := os.Open(ignore); err == nil {
 		excludes, err = ignorefile.ReadAll(f)
 		f.Close()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -301,4 +302,23 @@ func TestUnknownServiceChangesNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), `no such service: "nope"`)
 	assert.Empty(t, f.ids())
 	assert.True(t, errors.Is(err, err))
+}
+
+func TestBuildWithExternalDockerfileAndNamedContext(t *testing.T) {
+	api := dockertest.Client(t)
+	ctxDir := dockertest.FixtureContext(t)
+	extDir, err := filepath.Abs("testdata/extctx")
+	require.NoError(t, err)
+	st, err := stack.Load(context.Background(), stack.LoadOptions{
+		Files: []string{"testdata/extctx.yaml"}, ProjectName: "vmctlextctx",
+		Env: map[string]string{"FIXTURE_CONTEXT": ctxDir, "EXTCTX_DIR": extDir},
+	})
+	require.NoError(t, err)
+	ids, err := engine.New(api).Build(context.Background(), st, engine.BuildOptions{Force: true})
+	require.NoError(t, err)
+	require.NotEmpty(t, ids["app"])
+	img, err := api.ImageInspect(context.Background(), "vmctl-extctx:test")
+	require.NoError(t, err)
+	assert.Equal(t, ids["app"], img.ID)
+	assert.Equal(t, []string{"/vmctl-demo"}, []string(img.Config.Entrypoint))
 }
