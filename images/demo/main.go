@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,6 +21,9 @@ import (
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "healthcheck" {
 		os.Exit(healthcheck(os.Args[2]))
+	}
+	if len(os.Args) == 2 && os.Args[1] == "cuda-check" {
+		os.Exit(cudaCheck())
 	}
 	os.Exit(serve())
 }
@@ -38,6 +42,18 @@ func healthcheck(url string) int {
 		return 1
 	}
 	return 0
+}
+
+// cudaCheck stands in for OpenVoice's cuda_check.py: it prints the JSON
+// the test or demo puts in DEMO_CUDA_CHECK (a CPU-only host by default) and
+// exits as the real check does: 0 ok, 1 not ready.
+func cudaCheck() int {
+	out := env("DEMO_CUDA_CHECK", `{"torch_version":"2.0.1+cu118","torch_cuda_version":"11.8","cudnn_version":8700,"cudnn_major":8,"cuda_available":false,"device_count":0,"devices":[],"expected":{"cuda":"11.8","cudnn_major":8},"ok":false,"error":"torch sees no CUDA device"}`)
+	fmt.Println(out)
+	if strings.Contains(out, `"ok":true`) {
+		return 0
+	}
+	return 1
 }
 
 func env(key, def string) string {

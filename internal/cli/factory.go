@@ -10,10 +10,13 @@ import (
 	"sync"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/docker/docker/client"
 	"golang.org/x/term"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/engine"
+	"github.com/vmctl/vmctl/internal/gpu"
 	"github.com/vmctl/vmctl/internal/stack"
 )
 
@@ -43,6 +46,10 @@ type Factory struct {
 	Environ   func() []string
 	// DockerClient is replaceable so tests can point at a particular engine.
 	DockerClient func(ctx context.Context) (*client.Client, error)
+	// GPU reads the host's NVIDIA GPUs (NVML); tests give it a mock server.
+	GPU func() gpu.Inventory
+	// AWSConfig resolves credentials for a region; tests point it at awssim.
+	AWSConfig func(ctx context.Context, region string) (sdkaws.Config, error)
 
 	once   sync.Once
 	docker *client.Client
@@ -51,7 +58,10 @@ type Factory struct {
 
 // NewFactory returns a Factory over the real environment.
 func NewFactory(io *IOStreams) *Factory {
-	return &Factory{IO: io, LookupEnv: os.LookupEnv, Environ: os.Environ, DockerClient: connectDocker}
+	return &Factory{
+		IO: io, LookupEnv: os.LookupEnv, Environ: os.Environ, DockerClient: connectDocker, GPU: gpu.ReadHost,
+		AWSConfig: func(ctx context.Context, region string) (sdkaws.Config, error) { return vmaws.LoadConfig(ctx, region) },
+	}
 }
 
 // Docker returns a connected Docker client, created on first use.

@@ -159,6 +159,8 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newLogsCmd(f, g),
 		newBuildCmd(f, g),
 		newConfigCmd(f, g),
+		newGPUCmd(f, g),
+		newDoctorCmd(f, g),
 		newVersionCmd(f),
 	)
 	return root

@@ -64,10 +64,17 @@ func runUp(ctx context.Context, f *Factory, g *globalOptions, o *upOptions) erro
 	if err != nil {
 		return err
 	}
+	var verdict *engine.GPUVerdict
+	if gpu != engine.GPUOff {
+		if verdict, err = upGPUVerdict(ctx, f, g, st, o.services); err != nil {
+			return err
+		}
+	}
 	rows, upErr := eng.Up(ctx, st, engine.UpOptions{
 		Services:      o.services,
 		Build:         o.build,
 		GPU:           gpu,
+		GPUReady:      verdict,
 		WaitTimeout:   o.waitTimeout,
 		RemoveOrphans: o.removeOrphans,
 		Progress:      pw,

@@ -4,18 +4,23 @@
 package dockertest
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 )
 
@@ -92,4 +97,53 @@ func FreePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+var (
+	imageOnce sync.Once
+	imageErr  error
+)
+
+// FixtureImageBuilt builds FixtureImage from FixtureContext, once per test
+// binary, for tests that run the demo program without a compose stack.
+func FixtureImageBuilt(t testing.TB, api *client.Client) string {
+	t.Helper()
+	dir := FixtureContext(t)
+	imageOnce.Do(func() {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, name := range []string{"Dockerfile", "vmctl-demo"} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				imageErr = err
+				return
+			}
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(b))}); err != nil {
+				imageErr = err
+				return
+			}
+			if _, err := tw.Write(b); err != nil {
+				imageErr = err
+				return
+			}
+		}
+		if imageErr = tw.Close(); imageErr != nil {
+			return
+		}
+		resp, err := api.ImageBuild(context.Background(), &buf, build.ImageBuildOptions{Tags: []string{FixtureImage}, Remove: true, Version: build.BuilderV1})
+		if err != nil {
+			imageErr = err
+			return
+		}
+		defer resp.Body.Close()
+		var out bytes.Buffer
+		_, _ = io.Copy(&out, resp.Body)
+		if strings.Contains(out.String(), `"errorDetail"`) {
+			imageErr = fmt.Errorf("build %s: %s", FixtureImage, out.String())
+		}
+	})
+	if imageErr != nil {
+		t.Fatal(imageErr)
+	}
+	return FixtureImage
 }

@@ -6,29 +6,16 @@ import (
 	"io"
 	"strings"
 
-	"github.com/docker/docker/api/types/system"
-
+	"github.com/vmctl/vmctl/internal/gpu"
 	"github.com/vmctl/vmctl/internal/stack"
 )
 
-// GPUVerdict says whether GPU services can get their GPU, and why not.
+// GPUVerdict says whether GPU services can get their GPU, and why not. The
+// CLI fills it from NVML and the CUDA 11.8 rules (internal/gpu); without it
+// the engine asks Docker alone.
 type GPUVerdict struct {
 	Ready  bool
 	Reason string
-}
-
-// DockerGPUSupport reads from `docker info` whether the engine can hand out
-// an NVIDIA GPU: an nvidia runtime, or CDI devices from the NVIDIA driver.
-func DockerGPUSupport(info system.Info) GPUVerdict {
-	if _, ok := info.Runtimes["nvidia"]; ok {
-		return GPUVerdict{Ready: true, Reason: "the Docker Engine has the nvidia runtime"}
-	}
-	for _, d := range info.DiscoveredDevices {
-		if d.Source == "cdi" && strings.HasPrefix(d.ID, "nvidia.com/gpu") {
-			return GPUVerdict{Ready: true, Reason: "the Docker Engine has CDI device " + d.ID}
-		}
-	}
-	return GPUVerdict{Reason: "the Docker Engine has no nvidia runtime and no CDI GPU devices (install the NVIDIA Container Toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker` and restart dockerd)"}
 }
 
 // decideGPU resolves --gpu for every selected service that reserves a GPU:
@@ -54,8 +41,8 @@ func (e *Engine) decideGPU(ctx context.Context, st *stack.Stack, names []string,
 		if err != nil {
 			return nil, fmt.Errorf("read docker info: %w", err)
 		}
-		v := DockerGPUSupport(info)
-		verdict = &v
+		d := gpu.Docker(info)
+		verdict = &GPUVerdict{Ready: d.Level.OK(), Reason: strings.Join(append(d.Reasons, d.Fixes...), "; ")}
 	}
 	if !verdict.Ready {
 		if opts.GPU == GPUOn {

@@ -34,25 +34,31 @@ func checkDuplicatePorts(st *stack.Stack, names []string) error {
 	return nil
 }
 
-// checkPorts makes sure every host port a new container will publish is
-// free, naming the container or process that holds it when it is not.
-func (e *Engine) checkPorts(ctx context.Context, st *stack.Stack, plan map[string]*planned) error {
-	replaced := map[string]bool{}
-	for _, p := range plan {
-		if p.existing != nil {
-			replaced[p.existing.ID] = true
-		}
-	}
+// PortConflict is a host port a service publishes that something else holds.
+type PortConflict struct {
+	Service string `json:"service"`
+	Port    int    `json:"port"`
+	Holder  string `json:"holder"`
+}
+
+func (c PortConflict) Error() string {
+	return fmt.Sprintf("service %s: host port %d is already in use by %s: stop it, or publish %s on another port", c.Service, c.Port, c.Holder, c.Service)
+}
+
+// PortConflicts lists the TCP host ports the services publish that are
+// held by something other than the containers ours() accepts, naming the
+// container or local process that holds each.
+func (e *Engine) PortConflicts(ctx context.Context, st *stack.Stack, services []string, ours func(container.Summary) bool) ([]PortConflict, error) {
 	running, err := e.api.ContainerList(ctx, container.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	for _, n := range st.Names() {
-		p, ok := plan[n]
-		if !ok || p.act == actKeep {
-			continue
+	var out []PortConflict
+	for _, n := range services {
+		ports, err := stack.HostPorts(st.Project.Services[n])
+		if err != nil {
+			return nil, err
 		}
-		ports, _ := stack.HostPorts(p.svc)
 		for _, hp := range ports {
 			if hp.Protocol != "tcp" {
 				continue
@@ -65,12 +71,12 @@ func (e *Engine) checkPorts(ctx context.Context, st *stack.Stack, plan map[strin
 						if proj := c.Labels[LabelProject]; proj != "" {
 							holder += " (project " + proj + ")"
 						}
-						mine = mine || replaced[c.ID]
+						mine = mine || ours(c)
 					}
 				}
 			}
 			if mine {
-				continue // the container being replaced frees it
+				continue
 			}
 			if holder == "" {
 				ip := hp.IP
@@ -84,8 +90,33 @@ func (e *Engine) checkPorts(ctx context.Context, st *stack.Stack, plan map[strin
 				}
 				holder = processOnPort(hp.Port)
 			}
-			return fmt.Errorf("service %s: host port %d is already in use by %s: stop it, or publish %s on another port", n, hp.Port, holder, n)
+			out = append(out, PortConflict{Service: n, Port: hp.Port, Holder: holder})
 		}
+	}
+	return out, nil
+}
+
+// checkPorts makes sure every host port a new or started container will
+// publish is free; the container a service replaces frees its own ports.
+func (e *Engine) checkPorts(ctx context.Context, st *stack.Stack, plan map[string]*planned) error {
+	replaced := map[string]bool{}
+	var services []string
+	for _, n := range st.Names() {
+		p, ok := plan[n]
+		if !ok || p.act == actKeep {
+			continue
+		}
+		services = append(services, n)
+		if p.existing != nil {
+			replaced[p.existing.ID] = true
+		}
+	}
+	conflicts, err := e.PortConflicts(ctx, st, services, func(c container.Summary) bool { return replaced[c.ID] })
+	if err != nil {
+		return err
+	}
+	if len(conflicts) > 0 {
+		return conflicts[0]
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+// Package release holds release manifests: the immutable set of image digests built from one
+// source revision. Every environment runs a release by digest, and promotion copies digests,
+// never rebuilds, so the image in a prod task is provably the one built and tested locally.
+package release
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+)
+
+// Release is one manifest.
+type Release struct {
+	ID       string           `json:"id"`       // also the tag pushed beside each digest
+	Revision string           `json:"revision"` // the app's source revision
+	Images   map[string]Image `json:"images"`   // keyed by compose service
+}
+
+// Image is one service's image in a release.
+type Image struct {
+	// Repository is the repository path inside a registry (vmapp/backend); empty means the
+	// default, the stack's project name and the service name.
+	Repository string `json:"repository,omitempty"`
+	Digest     string `json:"digest,omitempty"` // sha256:…; empty before the image is built
+}
+
+var (
+	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// An ID becomes an ECR tag, so it follows ECR's tag rules.
+	idRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	// ECR repository names: lowercase path components joined by /.
+	repoRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
+)
+
+// Load reads a manifest strictly: unknown fields and malformed digests are errors.
+func Load(path string) (*Release, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read release: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Release
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("read release %s: %w", path, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("read release %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// Validate checks the ID, every repository and every digest.
+func (r Release) Validate() error {
+	var errs []error
+	if r.ID != "" && !idRE.MatchString(r.ID) {
+		errs = append(errs, fmt.Errorf("id %q is not a valid image tag (letters, digits, _ . -; at most 128)", r.ID))
+	}
+	for _, svc := range slices.Sorted(maps.Keys(r.Images)) {
+		img := r.Images[svc]
+		if img.Digest != "" && !digestRE.MatchString(img.Digest) {
+			errs = append(errs, fmt.Errorf("images.%s.digest %q is not sha256: and 64 hex digits", svc, img.Digest))
+		}
+		if img.Repository != "" && (len(img.Repository) > 256 || !repoRE.MatchString(img.Repository)) {
+			errs = append(errs, fmt.Errorf("images.%s.repository %q is not a repository name (lowercase, digits, . _ - and /)", svc, img.Repository))
+		}
+	}
+	return errors.Join(errs...)
+}
