@@ -1,27 +1,72 @@
 // Package awssim is test infrastructure: a local AWS that the real
 // aws-sdk-go-v2 clients reach through their base endpoint. It speaks the
-// real wire protocols (query/XML for STS, JSON 1.1 for the others) with
+// real wire protocols (query/XML for STS, Auto Scaling and ELBv2; JSON 1.1
+// for ECR, ECS, SSM, CloudWatch Logs and Application Auto Scaling) with
 // AWS's shapes and error codes, for exactly the operations vmctl calls. It
 // never stands in for AWS in the product.
 package awssim
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Sim is one simulated AWS; state is per instance, so tests can run several.
 type Sim struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	users map[string]Principal // by access key ID
-	reqID atomic.Int64
+	ID  string // labels everything the simulator starts, for cleanup
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	users  map[string]Principal // by access key ID
+	faults map[string]*Fault    // by "Service.Operation"
+	calls  map[string]int       // by "Service.Operation"
+	reqID  atomic.Int64
+
+	// Services register here (see Register*); the dispatcher routes by the
+	// JSON protocol's X-Amz-Target prefix or the query protocol's Version.
+	json  map[string]JSONService
+	query map[string]QueryService
+
+	closers []func()
+}
+
+// JSONService handles one JSON 1.1 service's operations: it returns the
+// output to encode, or an *Error.
+type JSONService struct {
+	Name    string // short name used for faults, e.g. "ECS"
+	Handler func(r *http.Request, op string, body []byte) (any, error)
+}
+
+// QueryService handles one query-protocol service: it returns the XML
+// document to encode (the <XxxResponse> element), or an *Error.
+type QueryService struct {
+	Name    string
+	XMLNS   string
+	Handler func(r *http.Request, op string) (any, error)
+}
+
+// Error is an AWS error as the wire protocols carry it.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf builds a client error (400) with an AWS error code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Principal is who an access key belongs to.
@@ -31,18 +76,50 @@ type Principal struct {
 	UserID  string
 }
 
+var simSeq atomic.Int64
+
 // New starts a simulator on 127.0.0.1.
 func New() *Sim {
-	s := &Sim{users: map[string]Principal{}}
+	s := &Sim{
+		ID:     fmt.Sprintf("%d-%d", time.Now().UnixNano(), simSeq.Add(1)),
+		users:  map[string]Principal{},
+		faults: map[string]*Fault{},
+		calls:  map[string]int{},
+		json:   map[string]JSONService{},
+		query:  map[string]QueryService{},
+	}
+	s.RegisterQuery("2011-06-15", QueryService{Name: "STS", XMLNS: "https://sts.amazonaws.com/doc/2011-06-15/", Handler: s.sts})
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// RegisterJSON routes X-Amz-Target "<prefix>.<Operation>" to a service.
+func (s *Sim) RegisterJSON(targetPrefix string, svc JSONService) { s.json[targetPrefix] = svc }
+
+// RegisterQuery routes query requests of an API version to a service.
+func (s *Sim) RegisterQuery(version string, svc QueryService) { s.query[version] = svc }
+
+// OnClose runs f when the simulator closes (containers, registries).
+func (s *Sim) OnClose(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closers = append(s.closers, f)
 }
 
 // URL is the base endpoint for every client.
 func (s *Sim) URL() string { return s.srv.URL }
 
-// Close stops the simulator.
-func (s *Sim) Close() { s.srv.Close() }
+// Close stops the simulator and removes everything it started.
+func (s *Sim) Close() {
+	s.srv.Close()
+	s.mu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+}
 
 // AddUser registers an access key (any secret is accepted: the simulator
 // checks who signed, not the signature).
@@ -57,7 +134,8 @@ func (s *Sim) AddUser(accessKeyID string, p Principal) {
 
 var credentialRe = regexp.MustCompile(`Credential=([A-Z0-9]+)/`)
 
-func (s *Sim) principal(r *http.Request) (Principal, bool) {
+// Caller is the principal that signed the request.
+func (s *Sim) Caller(r *http.Request) (Principal, bool) {
 	m := credentialRe.FindStringSubmatch(r.Header.Get("Authorization"))
 	if m == nil {
 		return Principal{}, false
@@ -68,24 +146,161 @@ func (s *Sim) principal(r *http.Request) (Principal, bool) {
 	return p, ok
 }
 
-func (s *Sim) requestID() string { return "sim-" + strconv.FormatInt(s.reqID.Add(1), 10) }
+// RequestID returns a fresh request ID.
+func (s *Sim) RequestID() string { return "sim-" + strconv.FormatInt(s.reqID.Add(1), 10) }
 
-func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	// Query protocol services are told apart by their API version.
-	switch r.PostForm.Get("Version") {
-	case "2011-06-15":
-		s.sts(w, r)
-		return
-	}
-	http.Error(w, fmt.Sprintf("awssim: no service for %s %s", r.Method, r.URL.Path), http.StatusNotImplemented)
+// Fault makes an operation misbehave, as AWS sometimes does.
+type Fault struct {
+	OnCall   int           // fail only the Nth call (1-based); 0 means every call
+	Times    int           // with OnCall 0: fail this many calls, then recover (0: forever)
+	Throttle bool          // ThrottlingException (JSON) / Throttling (query)
+	Status   int           // a 5xx to send instead (500, 503)
+	Latency  time.Duration // added before answering
+	failed   int
 }
 
-// queryError writes the query protocol's error document.
-func (s *Sim) queryError(w http.ResponseWriter, status int, code, msg string) {
+// InjectFault arms a fault on "Service.Operation", e.g. "ECS.DescribeServices".
+func (s *Sim) InjectFault(op string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[op] = &f
+}
+
+// Calls says how often an operation was called, faults included.
+func (s *Sim) Calls(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[op]
+}
+
+// fault counts the call and decides whether it fails.
+func (s *Sim) fault(op string, json bool) (*Error, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[op]++
+	f := s.faults[op]
+	if f == nil {
+		return nil, 0
+	}
+	fire := false
+	switch {
+	case f.OnCall > 0:
+		fire = s.calls[op] == f.OnCall
+	case f.Times > 0:
+		fire = f.failed < f.Times
+	default:
+		fire = f.Throttle || f.Status != 0
+	}
+	if !fire {
+		return nil, f.Latency
+	}
+	f.failed++
+	switch {
+	case f.Throttle && json:
+		return &Error{Status: http.StatusBadRequest, Code: "ThrottlingException", Message: "Rate exceeded"}, f.Latency
+	case f.Throttle:
+		return &Error{Status: http.StatusBadRequest, Code: "Throttling", Message: "Rate exceeded"}, f.Latency
+	case f.Status == http.StatusServiceUnavailable:
+		return &Error{Status: f.Status, Code: "ServiceUnavailable", Message: "Service is unavailable"}, f.Latency
+	case f.Status != 0:
+		return &Error{Status: f.Status, Code: "InternalFailure", Message: "We encountered an internal error. Please try again."}, f.Latency
+	}
+	return nil, f.Latency
+}
+
+func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		s.serveJSON(w, r, target)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.writeQueryError(w, "", Errorf("MalformedQueryString", "%v", err))
+		return
+	}
+	svc, ok := s.query[r.PostForm.Get("Version")]
+	if !ok {
+		s.writeQueryError(w, "", Errorf("InvalidAction", "awssim serves no query API of version %q", r.PostForm.Get("Version")))
+		return
+	}
+	op := r.PostForm.Get("Action")
+	if e, delay := s.fault(svc.Name+"."+op, false); e != nil || delay > 0 {
+		time.Sleep(delay)
+		if e != nil {
+			s.writeQueryError(w, svc.XMLNS, e)
+			return
+		}
+	}
+	out, err := svc.Handler(r, op)
+	if err != nil {
+		s.writeQueryError(w, svc.XMLNS, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = io.WriteString(w, xml.Header)
+	_ = xml.NewEncoder(w).Encode(out)
+}
+
+func (s *Sim) serveJSON(w http.ResponseWriter, r *http.Request, target string) {
+	prefix, op, _ := strings.Cut(target, ".")
+	svc, ok := s.json[prefix]
+	if !ok {
+		s.writeJSONError(w, Errorf("UnknownOperationException", "awssim serves no API %q", prefix))
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.writeJSONError(w, Errorf("SerializationException", "%v", err))
+		return
+	}
+	if e, delay := s.fault(svc.Name+"."+op, true); e != nil || delay > 0 {
+		time.Sleep(delay)
+		if e != nil {
+			s.writeJSONError(w, e)
+			return
+		}
+	}
+	out, err := svc.Handler(r, op, body)
+	if err != nil {
+		s.writeJSONError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-RequestId", s.RequestID())
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// UnknownOperation is what a JSON service answers for an operation it lacks.
+func UnknownOperation(op string) *Error {
+	return Errorf("UnknownOperationException", "awssim does not implement %s", op)
+}
+
+// InvalidAction is what a query service answers for an action it lacks.
+func InvalidAction(op, version string) *Error {
+	return Errorf("InvalidAction", "Could not find operation %s for version %s", op, version)
+}
+
+func asError(err error) *Error {
+	if e, ok := err.(*Error); ok {
+		return e
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "InternalFailure", Message: err.Error()}
+}
+
+func (s *Sim) writeJSONError(w http.ResponseWriter, err error) {
+	e := asError(err)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", e.Code)
+	w.Header().Set("X-Amzn-RequestId", s.RequestID())
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.Code, "message": e.Message})
+}
+
+func (s *Sim) writeQueryError(w http.ResponseWriter, _ string, err error) {
+	e := asError(err)
+	typ := "Sender"
+	if e.Status >= 500 {
+		typ = "Receiver"
+	}
 	type errBody struct {
 		Type    string `xml:"Type"`
 		Code    string `xml:"Code"`
@@ -95,36 +310,13 @@ func (s *Sim) queryError(w http.ResponseWriter, status int, code, msg string) {
 		XMLName   xml.Name `xml:"ErrorResponse"`
 		Error     errBody  `xml:"Error"`
 		RequestID string   `xml:"RequestId"`
-	}{Error: errBody{Type: "Sender", Code: code, Message: msg}, RequestID: s.requestID()}
+	}{Error: errBody{Type: typ, Code: e.Code, Message: e.Message}, RequestID: s.RequestID()}
 	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(status)
+	w.WriteHeader(e.Status)
 	_ = xml.NewEncoder(w).Encode(body)
 }
 
-func (s *Sim) sts(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.principal(r)
-	if !ok {
-		s.queryError(w, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
-		return
-	}
-	switch r.PostForm.Get("Action") {
-	case "GetCallerIdentity":
-		type result struct {
-			Arn     string `xml:"Arn"`
-			UserID  string `xml:"UserId"`
-			Account string `xml:"Account"`
-		}
-		body := struct {
-			XMLName  xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ GetCallerIdentityResponse"`
-			Result   result   `xml:"GetCallerIdentityResult"`
-			Metadata struct {
-				RequestID string `xml:"RequestId"`
-			} `xml:"ResponseMetadata"`
-		}{Result: result{Arn: p.ARN, UserID: p.UserID, Account: p.Account}}
-		body.Metadata.RequestID = s.requestID()
-		w.Header().Set("Content-Type", "text/xml")
-		_ = xml.NewEncoder(w).Encode(body)
-	default:
-		s.queryError(w, http.StatusBadRequest, "InvalidAction", "Could not find operation "+r.PostForm.Get("Action")+" for version 2011-06-15")
-	}
+// ResponseMetadata is the query protocol's trailer.
+type ResponseMetadata struct {
+	RequestID string `xml:"RequestId"`
 }
