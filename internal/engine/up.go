@@ -207,6 +207,11 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 		failures = append(failures, &ServiceError{Service: n, Err: err})
 		mu.Unlock()
 		states[n].once.Do(func() { close(states[n].failed) })
+		// One failed service fails up: stop waiting on the others now
+		// rather than at the deadline.
+		if !isDependencyErr(err) && !errors.Is(err, context.DeadlineExceeded) {
+			cancelWait()
+		}
 	}
 	for _, n := range names {
 		wg.Add(1)
@@ -257,7 +262,7 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 	if len(failures) > 0 {
 		// The root cause first: a dependency failure is a consequence.
 		sort.SliceStable(failures, func(i, j int) bool {
-			return !isDependencyErr(failures[i].Err) && isDependencyErr(failures[j].Err)
+			return !secondary(failures[i].Err) && secondary(failures[j].Err)
 		})
 		first := failures[0]
 		if id := states[first.Service].containerID; id != "" {
@@ -289,6 +294,9 @@ func (p *planned) describe() string {
 var errDependency = errors.New("dependency failed")
 
 func isDependencyErr(err error) bool { return errors.Is(err, errDependency) }
+
+// secondary errors are consequences of another service's failure.
+func secondary(err error) bool { return isDependencyErr(err) || errors.Is(err, context.Canceled) }
 
 func (e *Engine) waitDependencies(ctx context.Context, st *stack.Stack, n string, states map[string]*serviceState) error {
 	for dep, d := range st.Dependencies(n) {
