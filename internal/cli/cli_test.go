@@ -188,7 +188,7 @@ func TestCtrlCDuringUp(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { run(t, env, "-f", "../engine/testdata/fixture.yaml", "-p", project, "down", "-v") })
 
-	require.Eventually(t, func() bool { return len(projectContainers(t, project)) > 0 }, time.Minute, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return len(projectContainers(t, project)) > 0 }, 3*time.Minute, 50*time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	err = cmd.Wait()
 	var exitErr *exec.ExitError

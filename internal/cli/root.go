@@ -161,6 +161,8 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newConfigCmd(f, g),
 		newGPUCmd(f, g),
 		newDoctorCmd(f, g),
+		newPlanCmd(f, g),
+		newDiffCmd(f, g),
 		newVersionCmd(f),
 	)
 	return root

@@ -12,12 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
-	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/vmctl/vmctl/internal/environment"
@@ -177,7 +178,9 @@ type renderer struct {
 	taskOf   map[string]string   // compose service → the ECS service whose task runs it
 	sidecars map[string][]string // ECS service → compose services sharing its network
 	managed  map[string]Managed
-	problems []*Problem
+	// storeRefs match a managed store's local host name in a variable's value.
+	storeRefs map[string]*regexp.Regexp
+	problems  []*Problem
 }
 
 func (r *renderer) fail(service, key, format string, args ...any) {
@@ -211,6 +214,7 @@ func Render(st *stack.Stack, env *environment.Environment, rel release.Release) 
 			LogGroup: LogGroup{Name: fmt.Sprintf(logGroupFormat, env.Name), RetentionDays: a.Logs.AppRetentionDays},
 		},
 		taskOf: map[string]string{}, sidecars: map[string][]string{}, managed: map[string]Managed{},
+		storeRefs: map[string]*regexp.Regexp{},
 	}
 	r.classify()
 	rendered := map[string]Service{}
