@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/docker/docker/client"
 )
 
 // Sim is one simulated AWS; state is per instance, so tests can run several.
@@ -38,6 +40,14 @@ type Sim struct {
 	query map[string]QueryService
 
 	closers []func()
+
+	docker *client.Client // see UseDocker; ECS runs tasks and Logs reads them through it
+
+	registry *ociRegistry // the OCI registry behind ECR (registry.go)
+	ecr      *ecrState
+	ssm      *ssmState
+	fleet    *fleet // Auto Scaling groups and their simulated instances
+	logs     *logStore
 }
 
 // JSONService handles one JSON 1.1 service's operations: it returns the
@@ -89,6 +99,10 @@ func New() *Sim {
 		query:  map[string]QueryService{},
 	}
 	s.RegisterQuery("2011-06-15", QueryService{Name: "STS", XMLNS: "https://sts.amazonaws.com/doc/2011-06-15/", Handler: s.sts})
+	s.registerECR()
+	s.registerSSM()
+	s.registerAutoScaling()
+	s.registerLogs()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -314,6 +328,33 @@ func (s *Sim) writeQueryError(w http.ResponseWriter, _ string, err error) {
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(e.Status)
 	_ = xml.NewEncoder(w).Encode(body)
+}
+
+// signedCaller is the principal that signed r, or the error AWS answers an
+// unknown access key with on the JSON protocol.
+func (s *Sim) signedCaller(r *http.Request) (Principal, error) {
+	p, ok := s.Caller(r)
+	if !ok {
+		return Principal{}, Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
+	}
+	return p, nil
+}
+
+var scopeRe = regexp.MustCompile(`Credential=[^/]+/[0-9]+/([a-z0-9-]+)/`)
+
+// signingRegion is the region in the request's SigV4 credential scope.
+func signingRegion(r *http.Request) string {
+	if m := scopeRe.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		return m[1]
+	}
+	return "us-east-1"
+}
+
+// jsonEpoch is a timestamp as JSON 1.1 carries it: epoch seconds.
+type jsonEpoch time.Time
+
+func (t jsonEpoch) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatFloat(float64(time.Time(t).UnixMilli())/1000, 'f', 3, 64)), nil
 }
 
 // ResponseMetadata is the query protocol's trailer.
