@@ -158,6 +158,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newPsCmd(f, g),
 		newLogsCmd(f, g),
 		newBuildCmd(f, g),
+		newReleasesCmd(f, g),
 		newConfigCmd(f, g),
 		newGPUCmd(f, g),
 		newDoctorCmd(f, g),

@@ -31,6 +31,8 @@ type BuildOptions struct {
 	Services []string // all buildable services when empty
 	Force    bool     // rebuild even when the image exists
 	Progress progress.Writer
+	// Labels are added to every image built (the OCI revision label).
+	Labels map[string]string
 }
 
 // ImageName is the image a service runs: its image key, or compose's default
@@ -78,7 +80,7 @@ func (e *Engine) Build(ctx context.Context, st *stack.Stack, opts BuildOptions) 
 	for i, ref := range order {
 		svc := st.Project.Services[refs[ref]]
 		g.Go(func() error {
-			id, err := e.buildOne(gctx, st.Name(), svc, opts.Force, pw)
+			id, err := e.buildOne(gctx, st.Name(), svc, opts.Force, opts.Labels, pw)
 			results[i] = id
 			return err
 		})
@@ -100,7 +102,7 @@ func (e *Engine) Build(ctx context.Context, st *stack.Stack, opts BuildOptions) 
 	return ids, nil
 }
 
-func (e *Engine) buildOne(ctx context.Context, project string, svc types.ServiceConfig, force bool, pw progress.Writer) (string, error) {
+func (e *Engine) buildOne(ctx context.Context, project string, svc types.ServiceConfig, force bool, extra map[string]string, pw progress.Writer) (string, error) {
 	ref := ImageName(project, svc)
 	if !force {
 		if img, err := e.api.ImageInspect(ctx, ref); err == nil {
@@ -121,6 +123,9 @@ func (e *Engine) buildOne(ctx context.Context, project string, svc types.Service
 		return "", fmt.Errorf("build %s: %w", svc.Name, err)
 	}
 	labels := map[string]string{}
+	for k, v := range extra {
+		labels[k] = v
+	}
 	for k, v := range svc.Build.Labels {
 		labels[k] = v
 	}
@@ -348,4 +353,17 @@ func buildContext(b *types.BuildConfig) (io.Reader, string, error) {
 		return nil, "", err
 	}
 	return &buf, name, nil
+}
+
+// ImageID returns the local image's ID (its config digest), or "" when the
+// engine does not have it.
+func (e *Engine) ImageID(ctx context.Context, ref string) (string, error) {
+	img, err := e.api.ImageInspect(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return img.ID, nil
 }

@@ -12,13 +12,16 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"time"
 )
 
 // Release is one manifest.
 type Release struct {
 	ID       string           `json:"id"`       // also the tag pushed beside each digest
 	Revision string           `json:"revision"` // the app's source revision
-	Images   map[string]Image `json:"images"`   // keyed by compose service
+	Created  time.Time        `json:"created,omitzero"`
+	By       string           `json:"by,omitempty"`
+	Images   map[string]Image `json:"images"` // keyed by compose service
 }
 
 // Image is one service's image in a release.
@@ -26,7 +29,12 @@ type Image struct {
 	// Repository is the repository path inside a registry (vmapp/backend); empty means the
 	// default, the stack's project name and the service name.
 	Repository string `json:"repository,omitempty"`
-	Digest     string `json:"digest,omitempty"` // sha256:…; empty before the image is built
+	// ImageID is the image's config digest as built locally. It never changes on push, so it
+	// ties a registry manifest back to the image that ran and passed locally.
+	ImageID string `json:"image_id,omitempty"`
+	// LocalRef is the image as the local engine knows it (vmapp-backend:local).
+	LocalRef string `json:"local_ref,omitempty"`
+	Digest   string `json:"digest,omitempty"` // the registry manifest's sha256:…; empty before a push
 }
 
 var (
@@ -63,6 +71,9 @@ func (r Release) Validate() error {
 	}
 	for _, svc := range slices.Sorted(maps.Keys(r.Images)) {
 		img := r.Images[svc]
+		if img.ImageID != "" && !digestRE.MatchString(img.ImageID) {
+			errs = append(errs, fmt.Errorf("images.%s.image_id %q is not sha256: and 64 hex digits", svc, img.ImageID))
+		}
 		if img.Digest != "" && !digestRE.MatchString(img.Digest) {
 			errs = append(errs, fmt.Errorf("images.%s.digest %q is not sha256: and 64 hex digits", svc, img.Digest))
 		}
