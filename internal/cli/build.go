@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -117,7 +116,7 @@ func runBuild(ctx context.Context, f *Factory, g *globalOptions, o *buildOptions
 
 // releaseStore is the project's release directory.
 func releaseStore(g *globalOptions) release.Store {
-	return release.Store{Dir: filepath.Join(g.projectDir, release.DefaultDir)}
+	return release.Store{Dir: g.releaseDir}
 }
 
 // recordRelease writes a release of every service image the engine has:

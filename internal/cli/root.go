@@ -17,6 +17,7 @@ import (
 
 	"github.com/vmctl/vmctl/internal/engine"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/release"
 )
 
 // Exit codes. Checks (gpu, doctor, diff, verify) use 3 for a negative
@@ -118,6 +119,7 @@ type globalOptions struct {
 	projectDir  string
 	envDir      string
 	progress    string
+	releaseDir  string
 }
 
 // NewRootCmd builds the command tree.
@@ -151,6 +153,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 	pp := root.PersistentFlags()
 	pp.StringVar(&g.envDir, "env-dir", "environments", "directory of the environment files")
 	pp.StringVar(&g.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
+	pp.StringVar(&g.releaseDir, "release-dir", release.DefaultDir, "directory of the release manifests")
 
 	root.AddCommand(
 		newUpCmd(f, g),
@@ -159,6 +162,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newLogsCmd(f, g),
 		newBuildCmd(f, g),
 		newReleasesCmd(f, g),
+		newPushCmd(f, g),
 		newConfigCmd(f, g),
 		newGPUCmd(f, g),
 		newDoctorCmd(f, g),

@@ -147,3 +147,24 @@ func FixtureImageBuilt(t testing.TB, api *client.Client) string {
 	}
 	return FixtureImage
 }
+
+var demoOnce sync.Once
+
+// DemoBinary builds images/demo/vmctl-demo in place (as `make demo` does),
+// so tests can build compose/demo.yaml on a clean checkout.
+func DemoBinary(t testing.TB) {
+	t.Helper()
+	var err error
+	demoOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", "vmctl-demo", ".")
+		cmd.Dir = filepath.Join(RepoRoot(), "images", "demo")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		var out []byte
+		if out, err = cmd.CombinedOutput(); err != nil {
+			err = fmt.Errorf("build images/demo: %v: %s", err, out)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -194,11 +194,11 @@ func TestRecreatedDependencyRestartsDependentsThatAskForIt(t *testing.T) {
 func TestUnhealthyServiceFailsUpWithItsLogs(t *testing.T) {
 	f := newFixture(t)
 	f.env["API_FAIL"] = "unhealthy"
-	_, err := f.up(engine.UpOptions{WaitTimeout: 3 * time.Second})
+	_, err := f.up(engine.UpOptions{WaitTimeout: 6 * time.Second})
 	var se *engine.ServiceError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "api", se.Service, "the root cause, not its dependents")
-	assert.Contains(t, se.Error(), "not healthy within 3s")
+	assert.Contains(t, se.Error(), "not healthy within 6s")
 	assert.Contains(t, se.Error(), "503")
 	assert.Contains(t, se.Logs, "listening on :8080")
 }

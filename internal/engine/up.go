@@ -226,6 +226,11 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 			id, err := e.converge(waitCtx, st, p, runID, pw)
 			if err != nil {
 				pw.Event(progress.Event{Resource: n, Status: progress.Error, Text: "Failed", Detail: err.Error()})
+				if waitCtx.Err() != nil {
+					// Time ran out (or another service failed) while this one
+					// was being created: a consequence, not the cause.
+					err = fmt.Errorf("%w: %w", errDependency, err)
+				}
 				fail(n, err)
 				return
 			}
@@ -318,7 +323,7 @@ func (e *Engine) waitDependencies(ctx context.Context, st *stack.Stack, n string
 		case <-ds.failed:
 			return fmt.Errorf("%w: %s did not reach %s", errDependency, dep, d.Condition)
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s (%s): %w", dep, d.Condition, ctx.Err())
+			return fmt.Errorf("%w: waiting for %s (%s): %w", errDependency, dep, d.Condition, ctx.Err())
 		}
 	}
 	return nil

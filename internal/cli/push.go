@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/spf13/cobra"
+
+	vmaws "github.com/vmctl/vmctl/internal/aws"
+	"github.com/vmctl/vmctl/internal/deploy"
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/release"
+)
+
+type pushOptions struct {
+	env     string
+	release string
+	output  string
+}
+
+func newPushCmd(f *Factory, g *globalOptions) *cobra.Command {
+	o := &pushOptions{}
+	cmd := &cobra.Command{
+		Use:   "push --env E [--release R]",
+		Short: "Push a release's images to the environment's ECR, and prove they are the release's",
+		Long: `Refuses credentials of another account than the environment's, creates or updates the
+ECR repositories with the settings vmctl plan renders (scan on push, immutable tags, KMS,
+lifecycle), pushes each image through the Docker Engine tagged with the release id (only the
+layers ECR lacks travel), then reads each manifest back from ECR and checks that its config
+digest is the image built locally. The digests are recorded in the release.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPush(cmd.Context(), f, g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
+	cmd.Flags().StringVar(&o.release, "release", "", "release id (default: the newest)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
+	_ = cmd.MarkFlagRequired("env")
+	return cmd
+}
+
+// awsTarget loads an AWS environment and checks the credentials belong to
+// its account, before anything is written.
+func awsTarget(ctx context.Context, f *Factory, g *globalOptions, name string) (*environment.Environment, vmaws.Identity, error) {
+	env, err := environment.LoadNamed(g.envDir, name)
+	if err != nil {
+		return nil, vmaws.Identity{}, err
+	}
+	if env.Kind != environment.KindAWS {
+		return nil, vmaws.Identity{}, usageError{fmt.Errorf("environment %s is %s, not an AWS environment: use vmctl up for local", name, env.Kind)}
+	}
+	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	if err != nil {
+		return nil, vmaws.Identity{}, err
+	}
+	id, err := vmaws.CheckAccount(ctx, sts.NewFromConfig(cfg), name, env.AWS.AccountID)
+	return env, id, err
+}
+
+func pickRelease(g *globalOptions, id string) (*release.Release, error) {
+	store := releaseStore(g)
+	if id == "" {
+		return store.Latest()
+	}
+	return store.Get(id)
+}
+
+func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) error {
+	format, err := parseOutput(o.output)
+	if err != nil {
+		return err
+	}
+	rel, err := pickRelease(g, o.release)
+	if err != nil {
+		return err
+	}
+	st, err := f.loadStack(ctx, g)
+	if err != nil {
+		return err
+	}
+	env, id, err := awsTarget(ctx, f, g, o.env)
+	if err != nil {
+		return err
+	}
+	plan, err := ecs.Render(st, env, *rel)
+	if err != nil {
+		return err
+	}
+	docker, err := f.Docker(ctx)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	if err != nil {
+		return err
+	}
+	pw, err := g.progressWriter(f)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f.IO.ErrOut, "pushing release %s to %s (account %s as %s)\n", rel.ID, o.env, id.Account, id.ARN)
+	pushed, err := deploy.Push(ctx, ecr.NewFromConfig(cfg), docker, plan, rel, pw)
+	pw.Close()
+	if len(pushed) > 0 {
+		// Record what did land, even if a later image failed.
+		if _, rerr := releaseStore(g).RecordDigests(rel.ID, deploy.Digests(pushed)); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if format == outputJSON {
+		return writeJSON(f.IO.Out, pushed)
+	}
+	t := newTable(f.IO.Out, f.IO.OutIsTerminal, "SERVICE", "REPOSITORY", "DIGEST", "IMAGE ID")
+	for _, p := range pushed {
+		t.add(p.Service, p.Repository, p.Digest, p.ImageID)
+	}
+	return t.flush()
+}
