@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -21,12 +23,22 @@ import (
 func LoadConfig(ctx context.Context, region string, opts ...func(*config.LoadOptions) error) (sdkaws.Config, error) {
 	// The SDK's own warnings (an IMDS fallback, say) would interleave with
 	// vmctl's output; failures still come back as errors.
-	opts = append([]func(*config.LoadOptions) error{config.WithRegion(region), config.WithLogger(logging.Nop{})}, opts...)
+	opts = append([]func(*config.LoadOptions) error{config.WithRegion(region), config.WithLogger(logging.Nop{}), config.WithRetryer(Retryer)}, opts...)
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return cfg, fmt.Errorf("load AWS configuration: %w: check AWS_PROFILE and ~/.aws/config", err)
 	}
 	return cfg, nil
+}
+
+// Retryer retries throttling and 5xx harder than the SDK's default (8
+// attempts instead of 3, no client-side retry quota): a deploy makes
+// hundreds of calls, and one exhausted retry must not fail a rollout.
+func Retryer() sdkaws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 8
+		o.RateLimiter = ratelimit.None
+	})
 }
 
 // STS is the part of the STS client vmctl uses.
