@@ -391,8 +391,16 @@ func (e *Engine) plan(st *stack.Stack, names []string, existing map[string]conta
 }
 
 // converge makes one service's container match its plan and returns its ID.
-func (e *Engine) converge(ctx context.Context, st *stack.Stack, p *planned, runID string, pw progress.Writer) (string, error) {
+func (e *Engine) converge(waitCtx context.Context, st *stack.Stack, p *planned, runID string, pw progress.Writer) (string, error) {
 	n := p.svc.Name
+	// Each engine call runs to completion even when up is cancelled: an
+	// aborted HTTP request can leave the daemon finishing a create that
+	// nobody then removes. Cancellation is checked between the calls.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(waitCtx), 2*time.Minute)
+	defer cancel()
+	if err := waitCtx.Err(); err != nil {
+		return "", err
+	}
 	switch p.act {
 	case actKeep:
 		if p.restart {
@@ -442,6 +450,9 @@ func (e *Engine) converge(ctx context.Context, st *stack.Stack, p *planned, runI
 			return "", fmt.Errorf("create: container name %s is taken by a container outside this project: remove it or set another project name with -p", sp.name)
 		}
 		return "", fmt.Errorf("create: %w", err)
+	}
+	if err := waitCtx.Err(); err != nil {
+		return resp.ID, err
 	}
 	for _, netName := range sp.networks[min(1, len(sp.networks)):] {
 		if err := e.api.NetworkConnect(ctx, netName, resp.ID, &network.EndpointSettings{Aliases: sp.aliases}); err != nil {
