@@ -41,6 +41,8 @@ type Sim struct {
 
 	closers []func()
 
+	compute *compute // ECS, ELBv2, Application Auto Scaling (ecs.go)
+
 	docker *client.Client // see UseDocker; ECS runs tasks and Logs reads them through it
 
 	registry *ociRegistry // the OCI registry behind ECR (registry.go)
@@ -103,6 +105,7 @@ func New() *Sim {
 	s.registerSSM()
 	s.registerAutoScaling()
 	s.registerLogs()
+	s.startCompute()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
