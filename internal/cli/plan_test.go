@@ -94,7 +94,7 @@ func TestPlanSummary(t *testing.T) {
 		"Logs: /vmctl/prod/app, kept 30 days",
 		"vmapp/backend\tbackend\ton push\tIMMUTABLE\tKMS\tlast 10",
 		"vmctl-prod-openvoice\tvmapp/openvoice@sha256:",
-		"\tEC2\t4096\t16384\t8001/tcp\t/health, CMD every 15s\t1 GPU",
+		"\tEC2\t4096\t15360\t8001/tcp\t/health, CMD every 15s\t1 GPU",
 		"vmctl-prod-frontend\tvmapp/frontend@sha256:",
 		"\tFARGATE\t512\t1024\t55434/tcp\t/, CMD every 10s\t-",
 		"backend\topenvoice,voicevox\t2\t2\t20\tFARGATE\tblue-green, rollback, bake 10m\tsg-03333333333330003\t/api/* → vmctl-prod-backend",

@@ -36,7 +36,7 @@ func TestProdPlanHasTheSeed(t *testing.T) {
 		"frontend":  {512, 1024, 1, 10, 55434, "/", "sg-03333333333330002", "FARGATE", "", true},
 		"backend":   {2048, 4096, 2, 20, 55433, "/health", "sg-03333333333330003", "FARGATE", "", true},
 		"voicevox":  {2048, 4096, 1, 3, 50021, "/version", "sg-03333333333330004", "FARGATE", "", false},
-		"openvoice": {4096, 16384, 1, 5, 8001, "/health", "sg-03333333333330005", "EC2", "1", false},
+		"openvoice": {4096, 15360, 1, 5, 8001, "/health", "sg-03333333333330005", "EC2", "1", false},
 	}
 	for _, s := range plan.Services {
 		w := want[s.Name]

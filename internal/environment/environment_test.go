@@ -54,7 +54,7 @@ func TestShippedEnvironments(t *testing.T) {
 		assert.Contains(t, be.Secrets, "D_ID_API_KEY", name)
 		assert.Equal(t, [4]any{PlacementFargate, 2048, 4096, 50021}, [4]any{vv.Placement, vv.CPU, vv.Memory, vv.Port}, name)
 		assert.Equal(t, "/version", vv.Health.Path, name)
-		assert.Equal(t, [4]any{PlacementEC2GPU, 4096, 16384, 8001}, [4]any{ov.Placement, ov.CPU, ov.Memory, ov.Port}, name)
+		assert.Equal(t, [4]any{PlacementEC2GPU, 4096, 15360, 8001}, [4]any{ov.Placement, ov.CPU, ov.Memory, ov.Port}, name)
 		assert.Equal(t, "g4dn.xlarge", ov.InstanceType, name)
 		require.NotNil(t, ov.GPU, name)
 		assert.Equal(t, GPU{Count: 1, Model: "NVIDIA T4", MinMemoryMiB: 8192, CUDA: "11.8", CuDNN: "8"}, *ov.GPU, name)
