@@ -173,7 +173,11 @@ type Fault struct {
 	Throttle bool          // ThrottlingException (JSON) / Throttling (query)
 	Status   int           // a 5xx to send instead (500, 503)
 	Latency  time.Duration // added before answering
-	failed   int
+	// Rate, with OnCall 0, fails this fraction of the calls (0.3: about
+	// 30 %), picked by a fixed pseudo-random sequence per operation, so a
+	// run fails the same calls every time; Times, if set, caps the failures.
+	Rate   float64
+	failed int
 }
 
 // InjectFault arms a fault on "Service.Operation", e.g. "ECS.DescribeServices".
@@ -203,6 +207,8 @@ func (s *Sim) fault(op string, json bool) (*Error, time.Duration) {
 	switch {
 	case f.OnCall > 0:
 		fire = s.calls[op] == f.OnCall
+	case f.Rate > 0:
+		fire = faultChance(op, s.calls[op]) < f.Rate && (f.Times == 0 || f.failed < f.Times)
 	case f.Times > 0:
 		fire = f.failed < f.Times
 	default:
@@ -223,6 +229,20 @@ func (s *Sim) fault(op string, json bool) (*Error, time.Duration) {
 		return &Error{Status: f.Status, Code: "InternalFailure", Message: "We encountered an internal error. Please try again."}, f.Latency
 	}
 	return nil, f.Latency
+}
+
+// faultChance is the nth call's draw in [0, 1): splitmix64 over the
+// operation's name and n, the same on every run.
+func faultChance(op string, n int) float64 {
+	x := uint64(14695981039346656037)
+	for i := 0; i < len(op); i++ {
+		x = (x ^ uint64(op[i])) * 1099511628211
+	}
+	x += uint64(n) * 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
 }
 
 func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {

@@ -624,6 +624,10 @@ func (s *Sim) elbv2(r *http.Request, op string) (any, error) {
 		result, err = s.describeTargetGroups(h, r.PostForm)
 	case "DescribeTargetHealth":
 		result, err = s.describeTargetHealth(h, r.PostForm)
+	case "DescribeListeners": // provision.go
+		result, err = s.describeListeners(h, r.PostForm)
+	case "DescribeRules":
+		result, err = s.describeRules(h, r.PostForm)
 	default:
 		return nil, InvalidAction(op, elbVersion)
 	}

@@ -97,7 +97,7 @@ func TestELBv2Describe(t *testing.T) {
 	assert.Equal(t, elbtypes.TargetHealthStateEnumUnused, th.TargetHealthDescriptions[0].TargetHealth.State)
 	assert.Equal(t, elbtypes.TargetHealthReasonEnumNotRegistered, th.TargetHealthDescriptions[0].TargetHealth.Reason)
 
-	_, err = c.DescribeListeners(ctx, &elbv2.DescribeListenersInput{LoadBalancerArn: sdkaws.String(lb.ARN)})
+	_, err = c.DescribeAccountLimits(ctx, &elbv2.DescribeAccountLimitsInput{})
 	assert.Equal(t, "InvalidAction", computeErrCode(err), "what the simulator lacks is refused loudly")
 	_, err = elbv2.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{})
 	assert.Equal(t, "InvalidClientTokenId", computeErrCode(err))

@@ -2,10 +2,14 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmctl/vmctl/internal/deploy"
+	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/engine"
+	"github.com/vmctl/vmctl/internal/release"
 )
 
 type logsOptions struct {
@@ -14,15 +18,24 @@ type logsOptions struct {
 	tail       string
 	timestamps bool
 	noColor    bool
+	env        string
 }
 
 func newLogsCmd(f *Factory, g *globalOptions) *cobra.Command {
 	o := &logsOptions{}
 	cmd := &cobra.Command{
-		Use:   "logs [SERVICE...]",
-		Short: "Show the output of the stack's containers",
+		Use:   "logs [SERVICE...] | logs --env E SERVICE",
+		Short: "Show the output of the stack's containers, or of a service in AWS",
+		Long: `Without --env, the output of the stack's containers on this Docker Engine.
+With --env, one service's lines from the environment's CloudWatch Logs group, every task
+of it, oldest first (--tail, --timestamps and --no-color apply to local logs only).`,
+		Example: `  vmctl logs -f backend
+  vmctl logs --env staging backend -f`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.services = args
+			if o.env != "" {
+				return runCloudLogs(cmd.Context(), f, g, o)
+			}
 			return runLogs(cmd.Context(), f, g, o)
 		},
 	}
@@ -31,6 +44,7 @@ func newLogsCmd(f *Factory, g *globalOptions) *cobra.Command {
 	fl.StringVarP(&o.tail, "tail", "n", "all", "lines from the end of each log, or all")
 	fl.BoolVarP(&o.timestamps, "timestamps", "t", false, "show timestamps")
 	fl.BoolVar(&o.noColor, "no-color", false, "no colours in the prefixes")
+	fl.StringVar(&o.env, "env", "", "read SERVICE's CloudWatch Logs in this AWS environment")
 	return cmd
 }
 
@@ -54,4 +68,27 @@ func runLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOptions) 
 		return nil // Ctrl-C ends a follow; that is not an error
 	}
 	return err
+}
+
+func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOptions) error {
+	if len(o.services) != 1 {
+		return usageError{fmt.Errorf("logs --env %s takes one SERVICE, not %d", o.env, len(o.services))}
+	}
+	env, _, err := awsTarget(ctx, f, g, o.env)
+	if err != nil {
+		return err
+	}
+	st, err := loadRenderStack(ctx, f, g)
+	if err != nil {
+		return err
+	}
+	plan, err := ecs.Render(st, env, release.Release{})
+	if err != nil {
+		return err
+	}
+	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	if err != nil {
+		return err
+	}
+	return deploy.FollowLogs(ctx, deploy.NewClients(cfg), plan, o.services[0], o.follow, f.IO.Out)
 }

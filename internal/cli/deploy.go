@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/vmctl/vmctl/internal/deploy"
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/progress"
+)
+
+type deployOptions struct {
+	env         string
+	release     string
+	yes         bool
+	approveProd bool
+	output      string
+	poll        time.Duration // between looks at the rollout; tests shorten it
+}
+
+func newDeployCmd(f *Factory, g *globalOptions) *cobra.Command {
+	o := &deployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy --env E [--release R] [--yes] [--approve-prod]",
+		Short: "Deploy a pushed release to an AWS environment and watch it roll out",
+		Long: `Refuses credentials of another account than the environment's, shows what the release
+changes against what runs (task definitions to register, services to create or update), asks
+for approval where the environment requires it, then registers task definitions pinned by
+digest, creates or updates the services and their scaling level by level, and prints each
+service's events as they arrive until ECS reports the rollout done.
+
+Deploying the release that runs already registers nothing and changes nothing. A failed
+rollout is rolled back by the ECS circuit breaker and exits non-zero. Ctrl-C stops watching,
+not the deployment.
+
+Staging and prod need approval: --yes for CI, or a confirmation on a terminal. Prod also
+needs --approve-prod, or typing its name on a terminal.`,
+		Example: `  vmctl deploy --env dev
+  vmctl deploy --env staging --release r42 --yes
+  vmctl deploy --env prod --release r42 --yes --approve-prod`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDeploy(cmd.Context(), f, g, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
+	fl.StringVar(&o.release, "release", "", "release id (default: the newest)")
+	fl.BoolVarP(&o.yes, "yes", "y", false, "approve without asking (CI)")
+	fl.BoolVar(&o.approveProd, "approve-prod", false, "with --yes, approve a deploy to prod")
+	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
+	_ = cmd.MarkFlagRequired("env")
+	return cmd
+}
+
+func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptions) error {
+	format, err := parseOutput(o.output)
+	if err != nil {
+		return err
+	}
+	rel, err := pickRelease(g, o.release)
+	if err != nil {
+		return err
+	}
+	env, id, err := awsTarget(ctx, f, g, o.env)
+	if err != nil {
+		return err
+	}
+	st, err := loadRenderStack(ctx, f, g)
+	if err != nil {
+		return err
+	}
+	plan, err := ecs.Render(st, env, *rel)
+	if err != nil {
+		return err
+	}
+	if plan.Unpinned {
+		return fmt.Errorf("deploy %s to %s: the release has no digest for some images, and vmctl deploys by digest only: push it first (vmctl push --env %s --release %s)", rel.ID, env.Name, env.Name, rel.ID)
+	}
+	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	if err != nil {
+		return err
+	}
+	c := deploy.NewClients(cfg)
+	changes, err := deploy.Changes(ctx, c, plan)
+	if err != nil {
+		return fmt.Errorf("deploy %s to %s: %w", rel.ID, env.Name, err)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "deploy release %s to %s (account %s as %s, %s):\n", rel.ID, env.Name, id.Account, id.ARN, plan.Strategy)
+	changed := printChanges(f.IO.ErrOut, changes)
+	if changed {
+		if err := approve(f.IO, env, plan, o.yes, o.approveProd, fmt.Sprintf("Deploy release %s to %s", rel.ID, env.Name)); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(f.IO.ErrOut, "%s runs release %s already: nothing to change\n", env.Name, rel.ID)
+	}
+	pw, events, err := rolloutOutput(f, g)
+	if err != nil {
+		return err
+	}
+	res, err := deploy.Deploy(ctx, c, deploy.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll})
+	pw.Close()
+	return finishRollout(f, format, res, err)
+}
+
+// finishRollout prints a deploy's or rollback's result, says what still rolls out when
+// watching stopped, and passes the error on for the exit code.
+func finishRollout(f *Factory, format outputFormat, res *deploy.Result, err error) error {
+	var sr *deploy.StillRolling
+	if errors.As(err, &sr) {
+		fmt.Fprintln(f.IO.ErrOut, sr.Error())
+	}
+	if res != nil && len(res.Services) > 0 {
+		var perr error
+		if format == outputJSON {
+			perr = writeJSON(f.IO.Out, res)
+		} else {
+			perr = printRollout(f.IO, res)
+		}
+		if err == nil {
+			err = perr
+		}
+	}
+	return err
+}
+
+func printRollout(ios *IOStreams, res *deploy.Result) error {
+	t := newTable(ios.Out, ios.OutIsTerminal, "SERVICE", "TASK DEFINITION", "NEW REVISION", "ROLLOUT", "ROLLED BACK TO")
+	for _, s := range res.Services {
+		registered := "no"
+		if s.Registered {
+			registered = "yes"
+		}
+		t.add(s.Service, dash(taskDefName(s.TaskDefinition)), registered, dash(s.Rollout), dash(taskDefName(s.RolledBackTo)))
+	}
+	return t.flush()
+}
+
+// printChanges shows what a deploy changes, one line per service, and says whether
+// anything does.
+func printChanges(w io.Writer, changes []deploy.Change) bool {
+	width := 0
+	for _, ch := range changes {
+		width = max(width, len(ch.Service))
+	}
+	changed := false
+	for _, ch := range changes {
+		var parts []string
+		switch ch.Action {
+		case "unchanged":
+			parts = append(parts, "unchanged")
+		case "create":
+			changed = true
+			parts = append(parts, "create", "at "+shortDigest(ch.ToDigest))
+		default:
+			changed = true
+			parts = append(parts, "update")
+			if ch.FromRelease != ch.ToRelease {
+				parts = append(parts, dash(ch.FromRelease)+" → "+ch.ToRelease)
+			}
+			if ch.FromDigest != ch.ToDigest {
+				parts = append(parts, shortDigest(ch.FromDigest)+" → "+shortDigest(ch.ToDigest))
+			}
+			if len(ch.Settings) > 0 {
+				parts = append(parts, "settings: "+strings.Join(ch.Settings, ", "))
+			}
+		}
+		switch {
+		case ch.Action != "unchanged" && ch.Register:
+			parts = append(parts, "(registers a new task definition revision)")
+		case ch.Action != "unchanged" && ch.TaskDefinition != "":
+			parts = append(parts, "(runs "+taskDefName(ch.TaskDefinition)+", registered before)")
+		}
+		fmt.Fprintf(w, "  %-*s  %s\n", width, ch.Service, strings.Join(parts, "  "))
+	}
+	return changed
+}
+
+func shortDigest(d string) string {
+	if d == "" {
+		return "-"
+	}
+	if h, ok := strings.CutPrefix(d, "sha256:"); ok {
+		return "sha256:" + h[:min(len(h), 12)]
+	}
+	return d
+}
+
+// taskDefName is family:revision from a task definition ARN.
+func taskDefName(arn string) string {
+	if _, after, ok := strings.Cut(arn, ":task-definition/"); ok {
+		return after
+	}
+	return arn
+}
+
+// isProd says whether an environment is production, which a deploy approves twice.
+func isProd(env *environment.Environment) bool {
+	return env.Name == "prod" || env.Name == "production"
+}
+
+// approve asks for the approval the environment requires: --yes (and for prod also
+// --approve-prod), or a confirmation typed on a terminal.
+func approve(ios *IOStreams, env *environment.Environment, plan *ecs.Plan, yes, approveProd bool, action string) error {
+	if !plan.Approval {
+		return nil
+	}
+	prod := isProd(env)
+	if yes && (!prod || approveProd) {
+		return nil
+	}
+	if !interactive(ios) {
+		if prod && yes {
+			return fmt.Errorf("%s: %s is production: --yes needs --approve-prod as well, or confirm on a terminal", strings.ToLower(action[:1])+action[1:], env.Name)
+		}
+		return fmt.Errorf("%s: %s requires approval: pass --yes (CI), or run it on a terminal to confirm", strings.ToLower(action[:1])+action[1:], env.Name)
+	}
+	in := bufio.NewReader(ios.In)
+	if prod {
+		fmt.Fprintf(ios.ErrOut, "%s? This is production: type %q to confirm: ", action, env.Name)
+		answer, _ := in.ReadString('\n')
+		if strings.TrimSpace(answer) != env.Name {
+			return fmt.Errorf("not confirmed: nothing was changed in %s", env.Name)
+		}
+		return nil
+	}
+	fmt.Fprintf(ios.ErrOut, "%s? [y/N] ", action)
+	answer, _ := in.ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return fmt.Errorf("not approved: nothing was changed in %s", env.Name)
+}
+
+// interactive: a person can answer, on a terminal. A reader that is not a file (a test's)
+// counts as the terminal that ErrIsTerminal says there is.
+func interactive(ios *IOStreams) bool {
+	if ios.In == nil || !ios.ErrIsTerminal {
+		return false
+	}
+	if fd, ok := ios.In.(*os.File); ok {
+		return term.IsTerminal(int(fd.Fd()))
+	}
+	return true
+}
+
+// rolloutOutput picks the progress writer and where service events go. ECS events are the
+// main view of a rollout, so they print as lines; a live terminal view would redraw over
+// them, so plain lines stand in for it. With JSON progress the events travel as progress
+// events instead, so every line parses.
+func rolloutOutput(f *Factory, g *globalOptions) (progress.Writer, io.Writer, error) {
+	mode, err := progress.ParseMode(g.progress)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	switch mode {
+	case progress.ModeJSON:
+		return progress.New(mode, f.IO.ErrOut, f.IO.ErrIsTerminal, nil), nil, nil
+	case progress.ModeQuiet:
+		return progress.Discard{}, io.Discard, nil
+	}
+	return progress.New(progress.ModePlain, f.IO.ErrOut, false, nil), f.IO.ErrOut, nil
+}

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmctl/vmctl/internal/deploy"
+	"github.com/vmctl/vmctl/internal/doctor"
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/stack"
+)
+
+type verifyOptions struct {
+	env     string
+	release string
+	output  string
+	// tune is the base of the checks' options: tests shorten the polls and
+	// run the demo image's check instead of OpenVoice's.
+	tune deploy.VerifyOptions
+}
+
+func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
+	o := &verifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify --env E [--release R]",
+		Short: "Check that an AWS environment runs a release, healthy, on CUDA 11.8-ready GPU hosts",
+		Long: `A verdict table, one exit code. The checks:
+  parity      every running task's image digest is the release's
+  targets     every target in the services' target groups is healthy
+  endpoint    each public service's health path answers through the load balancer
+  gpu-host    every instance of the GPU Auto Scaling group passes vmctl gpu's CUDA 11.8
+              rules, read with SSM (nvidia-smi)
+  cuda-probe  OpenVoice's own CUDA check, run as a one-off task on the GPU capacity
+              provider, its output read from CloudWatch Logs
+
+The release is the one the environment runs unless --release names another; its
+digests come from the local release manifest when there is one (the digests built and
+tested here), else from what ECS runs.
+
+Exit codes: 0 every check passed, 3 a check failed, 4 a check could not tell.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd.Context(), f, g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
+	cmd.Flags().StringVar(&o.release, "release", "", "release id (default: the one the environment runs)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
+	_ = cmd.MarkFlagRequired("env")
+	return cmd
+}
+
+func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptions) error {
+	format, err := parseOutput(o.output)
+	if err != nil {
+		return err
+	}
+	st, err := f.loadStack(ctx, g)
+	if err != nil {
+		return err
+	}
+	env, _, err := awsTarget(ctx, f, g, o.env)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	if err != nil {
+		return err
+	}
+	clients := deploy.NewClients(cfg)
+	var rel *release.Release
+	if o.release != "" {
+		rel, err = releaseStore(g).Get(o.release)
+	} else {
+		rel, err = runningRelease(ctx, f, g, clients, st, env)
+	}
+	if err != nil {
+		return err
+	}
+	plan, err := ecs.Render(st, env, *rel)
+	if err != nil {
+		return err
+	}
+	pw, err := g.progressWriter(f)
+	if err != nil {
+		return err
+	}
+	opts := o.tune
+	opts.GPU = doctor.Requirements(env)
+	opts.Progress = pw
+	rep, err := deploy.Verify(ctx, clients, plan, rel, opts)
+	pw.Close()
+	if err != nil {
+		return err
+	}
+	if format == outputJSON {
+		if err := writeJSON(f.IO.Out, rep); err != nil {
+			return err
+		}
+	} else if err := printVerify(f, rep); err != nil {
+		return err
+	}
+	return verifyExit(rep)
+}
+
+// verifyExit maps a report to verify's exit codes.
+func verifyExit(rep *deploy.VerifyReport) error {
+	switch rep.Verdict {
+	case deploy.Pass:
+		return nil
+	case deploy.Fail:
+		return &exitError{code: ExitNotReady, err: fmt.Errorf("%s does not pass verify for release %s: %s", rep.Environment, rep.Release, rep.Summary())}
+	}
+	return &exitError{code: ExitUnknown, err: fmt.Errorf("verify could not tell whether %s runs release %s well: %s", rep.Environment, rep.Release, rep.Summary())}
+}
+
+// runningRelease is the release an environment runs: its manifest from the
+// local store when it has one, else one made of the digests ECS runs.
+func runningRelease(ctx context.Context, f *Factory, g *globalOptions, c deploy.Clients, st *stack.Stack, env *environment.Environment) (*release.Release, error) {
+	bare, err := ecs.Render(st, env, release.Release{})
+	if err != nil {
+		return nil, err
+	}
+	id, digests, err := deploy.CurrentRelease(ctx, c, bare)
+	if err != nil {
+		return nil, fmt.Errorf("find the release %s runs: %w", env.Name, err)
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%s runs no vmctl release: deploy one (vmctl deploy --env %s) or name one with --release", env.Name, env.Name)
+	}
+	return storedOrRunning(f, g, env.Name, id, digests)
+}
+
+// storedOrRunning prefers the local manifest of a release, which carries
+// what was built here; without one, the digests ECS runs stand for it.
+func storedOrRunning(f *Factory, g *globalOptions, envName, id string, digests map[string]string) (*release.Release, error) {
+	rel, err := releaseStore(g).Get(id)
+	if err == nil {
+		return rel, nil
+	}
+	if !errors.Is(err, release.ErrNotFound) {
+		return nil, err
+	}
+	fmt.Fprintf(f.IO.ErrOut, "release %s is not in %s: using the digests %s runs\n", id, g.releaseDir, envName)
+	rel = &release.Release{ID: id, Images: map[string]release.Image{}}
+	for svc, d := range digests {
+		rel.Images[svc] = release.Image{Digest: d}
+	}
+	return rel, rel.Validate()
+}
+
+func printVerify(f *Factory, rep *deploy.VerifyReport) error {
+	w := f.IO.Out
+	fmt.Fprintf(w, "Verify %s (cluster %s), release %s\n", rep.Environment, rep.Cluster, rep.Release)
+	t := newTable(w, f.IO.OutIsTerminal, "CHECK", "SUBJECT", "VERDICT", "DETAIL")
+	for _, c := range rep.Checks {
+		t.add(c.Check, c.Subject, string(c.Verdict), c.Detail)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "Verdict: %s\n", rep.Verdict)
+	var fixes []string
+	for _, c := range rep.Failed() {
+		if c.Fix != "" && !slices.Contains(fixes, c.Fix) {
+			fixes = append(fixes, c.Fix)
+		}
+	}
+	for _, fix := range fixes {
+		fmt.Fprintf(w, "  next: %s\n", strings.TrimSpace(fix))
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package deploy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/release"
+)
+
+func (w *vpWorld) promoteOptions(approvals *[]PromotePlan) PromoteOptions {
+	return PromoteOptions{
+		From: "staging", To: "prod",
+		Render: func(env string, rel release.Release) (*ecs.Plan, error) { return ecs.Render(w.st, w.envs[env], rel) },
+		Resolve: func(id string, digests map[string]string) (*release.Release, error) {
+			return w.rel, nil // the local release store's manifest
+		},
+		Approve: func(_ context.Context, p PromotePlan) error {
+			*approvals = append(*approvals, p)
+			return nil
+		},
+		VerifyFrom: fastVerify(w.envs["staging"], okProbe),
+		VerifyTo:   fastVerify(w.envs["prod"], okProbe),
+		Poll:       100 * time.Millisecond,
+	}
+}
+
+// writes counts the calls that would change B.
+func writes(sim *awssim.Sim) int {
+	n := 0
+	for _, op := range []string{"ECR.CreateRepository", "ECR.PutImage", "ECS.RegisterTaskDefinition", "ECS.CreateService", "ECS.UpdateService"} {
+		n += sim.Calls(op)
+	}
+	return n
+}
+
+// staging → prod on one simulator, where every account's ECR is one
+// registry: refused while staging fails verify or has a CRITICAL finding;
+// with a recorded reason it goes through, moving no layer byte, and prod
+// then runs staging's digests.
+func TestPromoteOnTheSimulator(t *testing.T) {
+	w := newVPWorld(t)
+	staging := w.deploy(t, "staging")
+	prodPlan := w.plan(t, "prod", w.rel)
+	w.sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+	ctx := context.Background()
+	var approvals []PromotePlan
+
+	t.Run("refused while staging fails verify", func(t *testing.T) {
+		var group string
+		for _, s := range staging.Services {
+			if s.Hosts != nil {
+				group = s.Hosts.AutoScalingGroup
+			}
+		}
+		host := w.sim.GroupInstances(group)[0]
+		require.True(t, w.sim.SetInstanceGPU(host.ID, &awssim.GPUFacts{Model: "Tesla T4", DriverVersion: "418.87.01", MemoryMiB: 15360, ComputeCapability: "7.5"}))
+		defer w.sim.SetInstanceGPU(host.ID, awssim.T4())
+		before := writes(w.sim)
+		res, err := Promote(ctx, w.clients["staging"], w.clients["prod"], w.promoteOptions(&approvals))
+		require.ErrorIs(t, err, ErrVerifyFailed)
+		assert.Contains(t, err.Error(), "driver 418.87.01 is older than 450.80.02")
+		assert.False(t, res.FromVerify.Passed())
+		assert.Equal(t, before, writes(w.sim), "nothing written")
+		assert.Empty(t, approvals, "not even asked")
+	})
+
+	backend := w.rel.Images["backend"].Digest
+	w.sim.PlantScanFindings("vmapp-demo/backend", backend, []awssim.ScanFinding{
+		{Name: "CVE-2024-0001", Severity: "CRITICAL", Description: "a test finding"},
+		{Name: "CVE-2024-0002", Severity: "HIGH"},
+	})
+
+	t.Run("a CRITICAL finding blocks promote", func(t *testing.T) {
+		before := writes(w.sim)
+		res, err := Promote(ctx, w.clients["staging"], w.clients["prod"], w.promoteOptions(&approvals))
+		require.ErrorIs(t, err, ErrVulnerable)
+		assert.Contains(t, err.Error(), "backend "+shortDigest(backend)+": 1 CRITICAL (CVE-2024-0001)")
+		assert.Contains(t, err.Error(), `--allow-vulnerable "why"`)
+		require.Len(t, res.Plan.Vulnerable, 1)
+		assert.Equal(t, before, writes(w.sim), "nothing written to prod")
+		assert.Empty(t, approvals)
+	})
+
+	t.Run("allowed with a reason, it moves no layer byte and prod runs the same digests", func(t *testing.T) {
+		opts := w.promoteOptions(&approvals)
+		opts.AllowVulnerable = "CVE-2024-0001: no fix upstream yet; tracked in APP-42"
+		res, err := Promote(ctx, w.clients["staging"], w.clients["prod"], opts)
+		require.NoError(t, err)
+		require.Len(t, approvals, 1, "asked once, before writing")
+		assert.True(t, approvals[0].SameRegistry)
+		assert.Len(t, approvals[0].Vulnerable, 1)
+		assert.Equal(t, "r1", res.Plan.Release)
+		assert.Len(t, res.Copies, 4)
+		assert.Zero(t, res.BytesMoved, "one registry: manifests only")
+		for _, c := range res.Copies {
+			assert.Contains(t, []string{"present", "retag"}, c.Method)
+		}
+		require.NotNil(t, res.ToVerify)
+		assert.True(t, res.ToVerify.Passed(), describeChecks(res.ToVerify))
+
+		id, digests, err := CurrentRelease(ctx, w.clients["prod"], prodPlan)
+		require.NoError(t, err)
+		assert.Equal(t, "r1", id)
+		for svc, d := range digests {
+			assert.Equal(t, w.rel.Images[svc].Digest, d, "%s runs staging's digest", svc)
+		}
+
+		// The reason is on prod's deployment.
+		svcs, err := w.clients["prod"].ECS.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String(prodPlan.Cluster), Services: []string{"backend"}})
+		require.NoError(t, err)
+		td, err := w.clients["prod"].ECS.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{TaskDefinition: svcs.Services[0].TaskDefinition, Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags}})
+		require.NoError(t, err)
+		tags := map[string]string{}
+		for _, tg := range td.Tags {
+			tags[sdkaws.ToString(tg.Key)] = sdkaws.ToString(tg.Value)
+		}
+		assert.Equal(t, "CVE-2024-0001: no fix upstream yet tracked in APP-42", tags[TagAllowVulnerable])
+		assert.Equal(t, "staging", tags[TagPromotedFrom])
+	})
+}

@@ -1,0 +1,151 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/progress"
+)
+
+// rollbackWindow is how many revisions before the running one Rollback looks through for
+// the previous release: as many as ECR keeps images for.
+const rollbackWindow = ecs.KeepReleases
+
+// RollbackOptions says where a rollback goes.
+type RollbackOptions struct {
+	// Plan is the environment's plan. With To, it is rendered for release To, and Rollback
+	// deploys it like any release (an identical revision that exists is reused, not
+	// registered again). Without To only its cluster and services are read.
+	Plan     *ecs.Plan
+	To       string
+	Progress progress.Writer
+	Events   io.Writer
+	Poll     time.Duration
+}
+
+// RollbackTarget is where a rollback without a named release goes.
+type RollbackTarget struct {
+	From    string `json:"from"`    // the release the services run
+	Release string `json:"release"` // the release before it
+	// TaskDefinitions are the revisions that ran it, by service.
+	TaskDefinitions map[string]string `json:"taskDefinitions"`
+}
+
+// Rollback puts an environment back on an earlier release. Without a named release it goes
+// to the one before what runs, as ECS recorded it: for every service, the newest older
+// task definition revision whose release differs; the services go back to those revisions
+// as they are (only the task definition changes), and the rollout is watched as Deploy's.
+func Rollback(ctx context.Context, c Clients, opts RollbackOptions) (*Result, error) {
+	if opts.Plan == nil {
+		return nil, errors.New("rollback: no plan")
+	}
+	if opts.To != "" {
+		if opts.Plan.Release.ID != opts.To {
+			return nil, fmt.Errorf("rollback to %s: the plan is rendered for release %q", opts.To, opts.Plan.Release.ID)
+		}
+		d := newDeployer(c, opts.Plan, opts.Progress, opts.Events, opts.Poll)
+		d.what = fmt.Sprintf("roll %s back to %s", opts.Plan.Environment, opts.To)
+		if opts.Plan.Unpinned {
+			return nil, fmt.Errorf("%s: release %s has no digest for some images: vmctl deploys by digest only: push it (vmctl push --env %s --release %s)", d.what, opts.To, opts.Plan.Environment, opts.To)
+		}
+		return d.run(ctx, nil)
+	}
+	t, err := PreviousRelease(ctx, c, opts.Plan)
+	if err != nil {
+		return nil, err
+	}
+	d := newDeployer(c, opts.Plan, opts.Progress, opts.Events, opts.Poll)
+	d.release = t.Release
+	d.what = fmt.Sprintf("roll %s back from %s to %s", opts.Plan.Environment, t.From, t.Release)
+	return d.run(ctx, t.TaskDefinitions)
+}
+
+// PreviousRelease finds the release before the one the plan's services run, and the
+// revisions that ran it.
+func PreviousRelease(ctx context.Context, c Clients, plan *ecs.Plan) (*RollbackTarget, error) {
+	var names []string
+	for _, s := range plan.Services {
+		names = append(names, s.Name)
+	}
+	svcs, err := describeServices(ctx, c.ECS, plan.Cluster, names)
+	if err != nil {
+		return nil, err
+	}
+	hint := fmt.Sprintf("name the release with vmctl rollback --env %s --to R", plan.Environment)
+	t := &RollbackTarget{TaskDefinitions: map[string]string{}}
+	current, previous := map[string][]string{}, map[string][]string{}
+	for _, n := range names {
+		svc, ok := svcs[n]
+		if !ok {
+			return nil, fmt.Errorf("roll back %s: service %s is not deployed: %s", plan.Environment, n, hint)
+		}
+		td, tags, err := describeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
+		if err != nil {
+			return nil, err
+		}
+		if td == nil || tags[ReleaseTag] == "" {
+			return nil, fmt.Errorf("roll back %s: service %s runs %s, which names no release: %s", plan.Environment, n, familyRevision(sdkaws.ToString(svc.TaskDefinition)), hint)
+		}
+		from := tags[ReleaseTag]
+		current[from] = append(current[from], n)
+		arn, rel, err := previousRevision(ctx, c.ECS, td, from)
+		if err != nil {
+			return nil, err
+		}
+		if arn == "" {
+			return nil, fmt.Errorf("roll back %s: service %s has no revision of a release before %s among its last %d: %s", plan.Environment, n, from, rollbackWindow, hint)
+		}
+		previous[rel] = append(previous[rel], n)
+		t.TaskDefinitions[n] = arn
+	}
+	if len(current) > 1 {
+		return nil, fmt.Errorf("roll back %s: its services run different releases (%s): %s", plan.Environment, describeGroups(current), hint)
+	}
+	if len(previous) > 1 {
+		return nil, fmt.Errorf("roll back %s: its services ran different releases before (%s): %s", plan.Environment, describeGroups(previous), hint)
+	}
+	for r := range current {
+		t.From = r
+	}
+	for r := range previous {
+		t.Release = r
+	}
+	return t, nil
+}
+
+// previousRevision walks back from the running revision to the newest active one of
+// another release.
+func previousRevision(ctx context.Context, api ECS, td *ecstypes.TaskDefinition, release string) (string, string, error) {
+	family := sdkaws.ToString(td.Family)
+	for rev := td.Revision - 1; rev >= 1 && rev >= td.Revision-int32(rollbackWindow); rev-- {
+		old, tags, err := describeTaskDef(ctx, api, fmt.Sprintf("%s:%d", family, rev))
+		if err != nil {
+			return "", "", err
+		}
+		if old == nil || old.Status != ecstypes.TaskDefinitionStatusActive {
+			continue
+		}
+		if r := tags[ReleaseTag]; r != "" && r != release {
+			return sdkaws.ToString(old.TaskDefinitionArn), r, nil
+		}
+	}
+	return "", "", nil
+}
+
+func describeGroups(m map[string][]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+": "+strings.Join(m[k], ", "))
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,739 @@
+package deploy
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/gpu"
+	"github.com/vmctl/vmctl/internal/health"
+	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/release"
+)
+
+// Verdict is one check's outcome.
+type Verdict string
+
+// The verdicts; a report is as bad as its worst check (fail before unknown).
+const (
+	Pass    Verdict = "pass"
+	Fail    Verdict = "fail"
+	Unknown Verdict = "unknown" // the check could not tell
+)
+
+// The checks verify makes.
+const (
+	CheckParity    = "parity"     // running digests are the release's
+	CheckTargets   = "targets"    // every load balancer target is healthy
+	CheckEndpoint  = "endpoint"   // health paths answer through the load balancer
+	CheckGPUHost   = "gpu-host"   // each GPU instance passes the CUDA 11.8 rules
+	CheckCUDAProbe = "cuda-probe" // OpenVoice's own CUDA check on a GPU host
+)
+
+// Check is one row of the verdict table.
+type Check struct {
+	Check   string  `json:"check"`
+	Subject string  `json:"subject"` // a service, a target group, an instance, a URL
+	Verdict Verdict `json:"verdict"`
+	Detail  string  `json:"detail"`
+	Fix     string  `json:"fix,omitempty"`
+}
+
+// VerifyReport is the verdict table of one environment running one release.
+type VerifyReport struct {
+	Environment string      `json:"environment"`
+	Cluster     string      `json:"cluster"`
+	Release     string      `json:"release"`
+	Verdict     Verdict     `json:"verdict"`
+	Checks      []Check     `json:"checks"`
+	GPUHosts    []HostCheck `json:"gpu_hosts,omitempty"`
+	Probe       *ProbeCheck `json:"cuda_probe,omitempty"`
+}
+
+// HostCheck is what one GPU instance reported and how the rules judged it.
+type HostCheck struct {
+	InstanceID string         `json:"instance_id"`
+	Group      string         `json:"auto_scaling_group"`
+	Report     gpu.HostReport `json:"report"`
+}
+
+// ProbeCheck is the one-off CUDA check task and what it printed.
+type ProbeCheck struct {
+	Task           string          `json:"task"`
+	TaskDefinition string          `json:"task_definition"`
+	Result         gpu.ProbeResult `json:"result"`
+	Verdict        gpu.Verdict     `json:"verdict"`
+}
+
+// Passed says whether every check passed.
+func (r *VerifyReport) Passed() bool { return r.worst() == Pass }
+
+// Failed lists the checks that did not pass.
+func (r *VerifyReport) Failed() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if c.Verdict != Pass {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *VerifyReport) worst() Verdict {
+	v := Pass
+	for _, c := range r.Checks {
+		switch {
+		case c.Verdict == Fail:
+			return Fail
+		case c.Verdict != Pass:
+			v = Unknown
+		}
+	}
+	return v
+}
+
+// Summary names the checks that did not pass, one clause each.
+func (r *VerifyReport) Summary() string {
+	var parts []string
+	for _, c := range r.Failed() {
+		parts = append(parts, fmt.Sprintf("%s %s %s: %s", c.Check, c.Subject, c.Verdict, c.Detail))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("all %d checks passed", len(r.Checks))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// VerifyOptions tunes verify; the zero value suits real AWS.
+type VerifyOptions struct {
+	// GPU is what OpenVoice needs of each GPU host (the environment's gpu block).
+	GPU gpu.Requirements
+	// ProbeCommand overrides the GPU service's command in the one-off check
+	// task; gpu.DefaultProbeCommand when empty. The image's entrypoint runs it.
+	ProbeCommand []string
+	// ProbeEnv is added to the check task's environment.
+	ProbeEnv map[string]string
+	// Endpoint replaces http://<load balancer DNS name> as the base of the
+	// health URLs (an HTTPS domain in front of the ALB, say).
+	Endpoint string
+
+	Poll         time.Duration // between polls of target health, SSM, the task, logs; 2 s
+	Settle       time.Duration // how long targets and health paths may take to turn healthy; 2 min
+	SSMTimeout   time.Duration // for nvidia-smi on the hosts; 2 min
+	ProbeTimeout time.Duration // for the check task to place, pull, run and stop; 15 min
+	LogsTimeout  time.Duration // for its output to reach CloudWatch Logs; 1 min
+	HTTPTimeout  time.Duration // of one health request; 5 s
+
+	Progress progress.Writer
+}
+
+func (o VerifyOptions) withDefaults() VerifyOptions {
+	o.Poll = cmp.Or(o.Poll, 2*time.Second)
+	o.Settle = cmp.Or(o.Settle, 2*time.Minute)
+	o.SSMTimeout = cmp.Or(o.SSMTimeout, 2*time.Minute)
+	o.ProbeTimeout = cmp.Or(o.ProbeTimeout, 15*time.Minute)
+	o.LogsTimeout = cmp.Or(o.LogsTimeout, time.Minute)
+	o.HTTPTimeout = cmp.Or(o.HTTPTimeout, 5*time.Second)
+	if len(o.ProbeCommand) == 0 {
+		o.ProbeCommand = gpu.DefaultProbeCommand
+	}
+	if o.Progress == nil {
+		o.Progress = progress.Discard{}
+	}
+	return o
+}
+
+// Verify checks that an environment runs a release and runs it well:
+// parity of digests, healthy targets, health paths through the load
+// balancer, the CUDA 11.8 rules on every GPU host, and OpenVoice's own CUDA
+// check in a one-off task. A check that cannot reach AWS says unknown; the
+// error is only for a cancelled context or unusable input.
+func Verify(ctx context.Context, c Clients, plan *ecs.Plan, rel *release.Release, opts VerifyOptions) (*VerifyReport, error) {
+	if plan == nil || rel == nil {
+		return nil, errors.New("verify: a plan and a release are required")
+	}
+	v := &verifier{c: c, plan: plan, rel: rel, opts: opts.withDefaults()}
+	v.report = &VerifyReport{Environment: plan.Environment, Cluster: plan.Cluster, Release: rel.ID}
+	// The checks are independent; the probe task is slow, so all run at once
+	// and the table keeps a fixed order.
+	steps := []func(context.Context) []Check{v.parity, v.targets, v.endpoints, v.gpuHosts, v.cudaProbe}
+	results := make([][]Check, len(steps))
+	var wg sync.WaitGroup
+	for i, step := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = step(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		v.report.Checks = append(v.report.Checks, r...)
+	}
+	v.report.Verdict = v.report.worst()
+	if err := ctx.Err(); err != nil {
+		return v.report, err
+	}
+	return v.report, nil
+}
+
+type verifier struct {
+	c      Clients
+	plan   *ecs.Plan
+	rel    *release.Release
+	opts   VerifyOptions
+	mu     sync.Mutex
+	report *VerifyReport
+}
+
+// event reports a finished check to the progress view.
+func (v *verifier) event(c Check) {
+	status := map[Verdict]progress.Status{Pass: progress.Done, Fail: progress.Error, Unknown: progress.Warning}[c.Verdict]
+	v.opts.Progress.Event(progress.Event{Resource: "verify " + c.Check + " " + c.Subject, Status: status, Text: string(c.Verdict), Detail: c.Detail})
+}
+
+func (v *verifier) done(checks ...Check) []Check {
+	for _, c := range checks {
+		v.event(c)
+	}
+	return checks
+}
+
+// sleep waits one poll interval; false when ctx ended first.
+func (v *verifier) sleep(ctx context.Context) bool {
+	t := time.NewTimer(v.opts.Poll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func shortDigest(digest string) string {
+	if d, ok := strings.CutPrefix(digest, "sha256:"); ok && len(d) > 12 {
+		return "sha256:" + d[:12]
+	}
+	return digest
+}
+
+func shortARN(arn string) string {
+	if i := strings.LastIndexByte(arn, '/'); i >= 0 {
+		id := arn[i+1:]
+		return id[:min(len(id), 12)]
+	}
+	return arn
+}
+
+// ---- parity
+
+func (v *verifier) parity(ctx context.Context) []Check {
+	var out []Check
+	for _, s := range v.plan.Services {
+		out = append(out, v.done(v.serviceParity(ctx, s))...)
+	}
+	return out
+}
+
+// runningTasks describes a service's tasks that ECS wants running.
+func runningTasks(ctx context.Context, api ECS, cluster, service string) ([]ecstypes.Task, error) {
+	var arns []string
+	in := &awsecs.ListTasksInput{Cluster: sdkaws.String(cluster), ServiceName: sdkaws.String(service), DesiredStatus: ecstypes.DesiredStatusRunning}
+	for {
+		page, err := api.ListTasks(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list the tasks of %s: %w", service, err)
+		}
+		arns = append(arns, page.TaskArns...)
+		if page.NextToken == nil {
+			break
+		}
+		in.NextToken = page.NextToken
+	}
+	var tasks []ecstypes.Task
+	for chunk := range slices.Chunk(arns, 100) {
+		out, err := api.DescribeTasks(ctx, &awsecs.DescribeTasksInput{Cluster: sdkaws.String(cluster), Tasks: chunk})
+		if err != nil {
+			return nil, fmt.Errorf("describe the tasks of %s: %w", service, err)
+		}
+		tasks = append(tasks, out.Tasks...)
+	}
+	return tasks, nil
+}
+
+func (v *verifier) serviceParity(ctx context.Context, s ecs.Service) Check {
+	c := Check{Check: CheckParity, Subject: s.Name}
+	tasks, err := runningTasks(ctx, v.c.ECS, v.plan.Cluster, s.Name)
+	var nf *ecstypes.ServiceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		c.Verdict, c.Detail = Fail, fmt.Sprintf("service %s does not exist in cluster %s", s.Name, v.plan.Cluster)
+		c.Fix = fmt.Sprintf("deploy it: vmctl deploy --env %s --release %s", v.plan.Environment, v.rel.ID)
+		return c
+	case err != nil:
+		c.Verdict, c.Detail = Unknown, err.Error()
+		return c
+	}
+	var running int
+	var wrong, unknown []string
+	seen := map[string]string{} // container → digest
+	for _, t := range tasks {
+		if sdkaws.ToString(t.LastStatus) != "RUNNING" {
+			continue
+		}
+		running++
+		for _, ct := range t.Containers {
+			name := sdkaws.ToString(ct.Name)
+			want := v.rel.Images[name].Digest
+			got := sdkaws.ToString(ct.ImageDigest)
+			switch {
+			case want == "":
+				unknown = append(unknown, fmt.Sprintf("release %s has no digest for %s", v.rel.ID, name))
+			case got == "":
+				unknown = append(unknown, fmt.Sprintf("ECS reports no image digest for container %s of task %s", name, shortARN(sdkaws.ToString(t.TaskArn))))
+			case got != want:
+				wrong = append(wrong, fmt.Sprintf("task %s container %s runs %s, release %s has %s", shortARN(sdkaws.ToString(t.TaskArn)), name, shortDigest(got), v.rel.ID, shortDigest(want)))
+			default:
+				seen[name] = got
+			}
+		}
+	}
+	switch {
+	case len(wrong) > 0:
+		c.Verdict, c.Detail = Fail, strings.Join(firstN(wrong, 3), "; ")
+		c.Fix = fmt.Sprintf("deploy the release (vmctl deploy --env %s --release %s), or follow a rollout in progress with vmctl status --env %s", v.plan.Environment, v.rel.ID, v.plan.Environment)
+	case running == 0:
+		c.Verdict = Fail
+		c.Detail = fmt.Sprintf("no task of %s is RUNNING (%d wanted running)", s.Name, len(tasks))
+		c.Fix = fmt.Sprintf("see why with vmctl status --env %s", v.plan.Environment)
+	case len(unknown) > 0:
+		c.Verdict, c.Detail = Unknown, strings.Join(firstN(dedupe(unknown), 3), "; ")
+	default:
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(seen)) {
+			parts = append(parts, name+" "+shortDigest(seen[name]))
+		}
+		c.Verdict = Pass
+		c.Detail = fmt.Sprintf("%d running %s the release's %s", running, plural(running, "task runs", "tasks run"), strings.Join(parts, ", "))
+	}
+	return c
+}
+
+func firstN(list []string, n int) []string {
+	if len(list) <= n {
+		return list
+	}
+	return append(slices.Clone(list[:n]), fmt.Sprintf("and %d more", len(list)-n))
+}
+
+func dedupe(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// ---- target health
+
+// targetGroups resolves target group names to their descriptions.
+func targetGroups(ctx context.Context, api ELB, names []string) (map[string]elbtypes.TargetGroup, error) {
+	out, err := api.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: names})
+	if err != nil {
+		return nil, fmt.Errorf("describe target groups %s: %w", strings.Join(names, ", "), err)
+	}
+	byName := map[string]elbtypes.TargetGroup{}
+	for _, tg := range out.TargetGroups {
+		byName[sdkaws.ToString(tg.TargetGroupName)] = tg
+	}
+	return byName, nil
+}
+
+func (v *verifier) targets(ctx context.Context) []Check {
+	var out []Check
+	for _, s := range v.plan.Services {
+		if s.LoadBalancer == nil {
+			continue
+		}
+		out = append(out, v.done(v.serviceTargets(ctx, s))...)
+	}
+	return out
+}
+
+// targetTally sorts a service's targets by what they mean for verify.
+type targetTally struct {
+	healthy, pending, ignored int
+	bad                       []string
+}
+
+func (v *verifier) serviceTargets(ctx context.Context, s ecs.Service) Check {
+	lb := s.LoadBalancer
+	c := Check{Check: CheckTargets, Subject: lb.TargetGroup}
+	names := []string{lb.TargetGroup}
+	if lb.AlternateTargetGroup != "" {
+		names = append(names, lb.AlternateTargetGroup)
+	}
+	groups, err := targetGroups(ctx, v.c.ELB, names)
+	var nf *elbtypes.TargetGroupNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		c.Verdict, c.Detail = Fail, "a target group does not exist: "+strings.Join(names, ", ")
+		c.Fix = "create the target groups vmctl plan names, or fix the environment's load balancer settings"
+		return c
+	case err != nil:
+		c.Verdict, c.Detail = Unknown, err.Error()
+		return c
+	}
+	if _, ok := groups[lb.TargetGroup]; !ok {
+		c.Verdict, c.Detail = Fail, fmt.Sprintf("target group %s does not exist", lb.TargetGroup)
+		return c
+	}
+	deadline := time.Now().Add(v.opts.Settle)
+	for {
+		tally, err := v.tallyTargets(ctx, groups, names)
+		switch {
+		case err != nil:
+			c.Verdict, c.Detail = Unknown, err.Error()
+			return c
+		case tally.pending == 0 && len(tally.bad) == 0 && tally.healthy > 0:
+			c.Verdict = Pass
+			c.Detail = fmt.Sprintf("%d %s healthy", tally.healthy, plural(tally.healthy, "target", "targets"))
+			if tally.ignored > 0 {
+				c.Detail += fmt.Sprintf(" (%d draining or unused)", tally.ignored)
+			}
+			return c
+		// Targets still registering may yet turn healthy; an unhealthy one
+		// beside none registering is the answer.
+		case tally.pending == 0 && len(tally.bad) > 0, time.Now().After(deadline) || !v.sleep(ctx):
+			c.Verdict = Fail
+			switch {
+			case len(tally.bad) > 0:
+				c.Detail = strings.Join(firstN(tally.bad, 3), "; ")
+			case tally.pending > 0:
+				c.Detail = fmt.Sprintf("%d %s still registering after %s", tally.pending, plural(tally.pending, "target", "targets"), v.opts.Settle)
+			default:
+				c.Detail = "no target is registered"
+			}
+			c.Fix = fmt.Sprintf("see the service's events and stopped tasks with vmctl status --env %s", v.plan.Environment)
+			return c
+		}
+	}
+}
+
+func (v *verifier) tallyTargets(ctx context.Context, groups map[string]elbtypes.TargetGroup, names []string) (targetTally, error) {
+	var t targetTally
+	for _, name := range names {
+		tg, ok := groups[name]
+		if !ok {
+			continue
+		}
+		out, err := v.c.ELB.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: tg.TargetGroupArn})
+		if err != nil {
+			return t, fmt.Errorf("describe the health of %s: %w", name, err)
+		}
+		for _, d := range out.TargetHealthDescriptions {
+			if d.TargetHealth == nil {
+				t.pending++
+				continue
+			}
+			switch d.TargetHealth.State {
+			case elbtypes.TargetHealthStateEnumHealthy:
+				t.healthy++
+			case elbtypes.TargetHealthStateEnumInitial:
+				t.pending++
+			case elbtypes.TargetHealthStateEnumDraining, elbtypes.TargetHealthStateEnumUnused:
+				// Leaving, or parked in blue/green's other group: not serving.
+				t.ignored++
+			default:
+				where := ""
+				if d.Target != nil {
+					where = fmt.Sprintf("%s:%d", sdkaws.ToString(d.Target.Id), sdkaws.ToInt32(d.Target.Port))
+				}
+				t.bad = append(t.bad, fmt.Sprintf("%s in %s is %s: %s %s", where, name, d.TargetHealth.State, d.TargetHealth.Reason, sdkaws.ToString(d.TargetHealth.Description)))
+			}
+		}
+	}
+	return t, nil
+}
+
+// ---- health through the public endpoint
+
+func (v *verifier) endpoints(ctx context.Context) []Check {
+	var public []ecs.Service
+	var names []string
+	for _, s := range v.plan.Services {
+		if s.LoadBalancer != nil {
+			public = append(public, s)
+			names = append(names, s.LoadBalancer.TargetGroup)
+		}
+	}
+	if len(public) == 0 {
+		return nil
+	}
+	fail := func(verdict Verdict, detail string) []Check {
+		var out []Check
+		for _, s := range public {
+			out = append(out, Check{Check: CheckEndpoint, Subject: s.Name, Verdict: verdict, Detail: detail})
+		}
+		return v.done(out...)
+	}
+	bases := map[string]string{} // service → base URL
+	if v.opts.Endpoint != "" {
+		for _, s := range public {
+			bases[s.Name] = strings.TrimSuffix(v.opts.Endpoint, "/")
+		}
+	} else {
+		groups, err := targetGroups(ctx, v.c.ELB, names)
+		var nf *elbtypes.TargetGroupNotFoundException
+		switch {
+		case errors.As(err, &nf):
+			return fail(Fail, "a target group does not exist: "+strings.Join(names, ", "))
+		case err != nil:
+			return fail(Unknown, err.Error())
+		}
+		var lbARNs []string
+		for _, tg := range groups {
+			for _, a := range tg.LoadBalancerArns {
+				if !slices.Contains(lbARNs, a) {
+					lbARNs = append(lbARNs, a)
+				}
+			}
+		}
+		dns := map[string]string{}
+		if len(lbARNs) > 0 {
+			out, err := v.c.ELB.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: lbARNs})
+			if err != nil {
+				return fail(Unknown, "describe the load balancers: "+err.Error())
+			}
+			for _, lb := range out.LoadBalancers {
+				dns[sdkaws.ToString(lb.LoadBalancerArn)] = sdkaws.ToString(lb.DNSName)
+			}
+		}
+		for _, s := range public {
+			// A service is reached through the load balancer its target group is attached to.
+			for _, a := range groups[s.LoadBalancer.TargetGroup].LoadBalancerArns {
+				if d := dns[a]; d != "" {
+					bases[s.Name] = "http://" + d
+					break
+				}
+			}
+		}
+	}
+	out := make([]Check, len(public))
+	var wg sync.WaitGroup
+	for i, s := range public {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = v.endpoint(ctx, s, bases[s.Name])
+		}()
+	}
+	wg.Wait()
+	return v.done(out...)
+}
+
+func (v *verifier) endpoint(ctx context.Context, s ecs.Service, base string) Check {
+	lb := s.LoadBalancer
+	c := Check{Check: CheckEndpoint, Subject: s.Name}
+	if base == "" {
+		c.Verdict = Fail
+		c.Detail = fmt.Sprintf("target group %s is attached to no load balancer", lb.TargetGroup)
+		c.Fix = "attach it with a listener rule for " + strings.Join(lb.PathPatterns, ", ")
+		return c
+	}
+	url := base + lb.HealthPath
+	ctx, cancel := context.WithTimeout(ctx, v.opts.Settle)
+	defer cancel()
+	if err := health.NewProber(v.opts.HTTPTimeout).Until(ctx, url, v.opts.Poll); err != nil {
+		c.Verdict, c.Detail = Fail, fmt.Sprintf("GET %s: %s", url, oneLineErr(err))
+		c.Fix = fmt.Sprintf("check the listener rules for %s and the service's logs (vmctl logs --env %s %s)", strings.Join(lb.PathPatterns, ", "), v.plan.Environment, s.Name)
+		return c
+	}
+	c.Verdict, c.Detail = Pass, "GET "+url+" answered 2xx"
+	if !pathMatches(lb.PathPatterns, lb.HealthPath) {
+		// The listener routes by path, so another service's rule may have answered.
+		c.Detail += fmt.Sprintf(" (%s is outside %s's path patterns %s)", lb.HealthPath, s.Name, strings.Join(lb.PathPatterns, ", "))
+	}
+	return c
+}
+
+func oneLineErr(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// pathMatches applies ALB path patterns (* and ?) to a path.
+func pathMatches(patterns []string, path string) bool {
+	for _, p := range patterns {
+		if globMatch(p, path) {
+			return true
+		}
+	}
+	return false
+}
+
+func globMatch(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for i := len(s); i >= 0; i-- {
+				if globMatch(p[1:], s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+		default:
+			if s == "" || s[0] != p[0] {
+				return false
+			}
+		}
+		p, s = p[1:], s[1:]
+	}
+	return s == ""
+}
+
+// ---- GPU hosts through SSM
+
+func (v *verifier) gpuHosts(ctx context.Context) []Check {
+	var out []Check
+	for _, s := range v.plan.Services {
+		if s.Hosts == nil {
+			continue
+		}
+		out = append(out, v.done(v.groupHosts(ctx, s.Hosts.AutoScalingGroup)...)...)
+	}
+	return out
+}
+
+func (v *verifier) groupHosts(ctx context.Context, group string) []Check {
+	out, err := v.c.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+	if err != nil {
+		return []Check{{Check: CheckGPUHost, Subject: group, Verdict: Unknown, Detail: "describe the Auto Scaling group: " + err.Error()}}
+	}
+	if len(out.AutoScalingGroups) == 0 {
+		return []Check{{Check: CheckGPUHost, Subject: group, Verdict: Fail, Detail: "no such Auto Scaling group", Fix: "create the GPU Auto Scaling group and its capacity provider " + group}}
+	}
+	var ids []string
+	for _, in := range out.AutoScalingGroups[0].Instances {
+		if in.LifecycleState == astypes.LifecycleStateInService {
+			ids = append(ids, sdkaws.ToString(in.InstanceId))
+		}
+	}
+	if len(ids) == 0 {
+		return []Check{{Check: CheckGPUHost, Subject: group, Verdict: Fail, Detail: "no instance is InService", Fix: "raise the group's desired capacity, or see its scaling activities"}}
+	}
+	hosts, errs := readGPUs(ctx, v.c.SSM, ids, v.opts)
+	var checks []Check
+	for _, id := range ids {
+		c := Check{Check: CheckGPUHost, Subject: id}
+		if err := errs[id]; err != nil {
+			c.Verdict, c.Detail = Unknown, err.Error()
+			c.Fix = "check that the instance runs the SSM agent with an instance profile that allows it (AmazonSSMManagedInstanceCore)"
+			checks = append(checks, c)
+			continue
+		}
+		h := hosts[id]
+		rep := gpu.Evaluate(h.inv, v.opts.GPU)
+		v.mu.Lock()
+		v.report.GPUHosts = append(v.report.GPUHosts, HostCheck{InstanceID: id, Group: group, Report: rep})
+		v.mu.Unlock()
+		c.Verdict = verdictOf(rep.Host.Level)
+		c.Detail = describeHost(h.inv, rep.Host)
+		c.Fix = strings.Join(rep.Host.Fixes, "; ")
+		if h.noCC && c.Verdict == Fail && rep.Driver.Level.OK() && !anyGPUNotReady(rep) {
+			// Only the compute capability is missing, which this nvidia-smi cannot
+			// report: that is not knowing, not a failure; the probe task sees the device.
+			c.Verdict = Unknown
+			c.Detail = "nvidia-smi on this host predates compute_cap (R510); " + c.Detail
+		}
+		checks = append(checks, c)
+	}
+	return checks
+}
+
+func anyGPUNotReady(r gpu.HostReport) bool {
+	return slices.ContainsFunc(r.GPUs, func(g gpu.GPUVerdict) bool { return g.Verdict.Level == gpu.NotReady })
+}
+
+func verdictOf(l gpu.Level) Verdict {
+	switch {
+	case l.OK():
+		return Pass
+	case l == gpu.Unknown:
+		return Unknown
+	}
+	return Fail
+}
+
+func describeHost(inv gpu.Inventory, v gpu.Verdict) string {
+	if !inv.Available {
+		return v.Summary()
+	}
+	var names []string
+	for _, d := range inv.GPUs {
+		names = append(names, fmt.Sprintf("%s %d MiB cc %s", d.Name, d.MemoryTotalMiB, d.ComputeCapability()))
+	}
+	return fmt.Sprintf("driver %s, %s: %s", inv.DriverVersion, strings.Join(names, ", "), v.Summary())
+}
+
+// ---- the CUDA check as a one-off task
+
+func (v *verifier) cudaProbe(ctx context.Context) []Check {
+	for _, s := range v.plan.Services {
+		if s.Hosts != nil {
+			// One GPU service is all the stack has; its image is the one to probe.
+			return v.done(v.probe(ctx, s))
+		}
+	}
+	return nil
+}
+
+func (v *verifier) probe(ctx context.Context, s ecs.Service) Check {
+	c := Check{Check: CheckCUDAProbe, Subject: s.Name}
+	res, check, err := runProbe(ctx, v.c, v.plan, s, v.opts)
+	if check != nil {
+		v.mu.Lock()
+		v.report.Probe = check
+		v.mu.Unlock()
+	}
+	var pe *probeError
+	switch {
+	case errors.As(err, &pe):
+		c.Verdict, c.Detail, c.Fix = pe.verdict, pe.Error(), pe.fix
+	case err != nil:
+		c.Verdict, c.Detail = Unknown, err.Error()
+	default:
+		c.Verdict = verdictOf(check.Verdict.Level)
+		c.Detail = check.Verdict.Summary() + " (task " + shortARN(res) + ")"
+		c.Fix = strings.Join(check.Verdict.Fixes, "; ")
+	}
+	return c
+}

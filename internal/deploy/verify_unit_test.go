@@ -1,0 +1,134 @@
+package deploy
+
+import (
+	"testing"
+
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vmctl/vmctl/internal/gpu"
+)
+
+func TestParseNvidiaSMI(t *testing.T) {
+	ok := ssmtypes.CommandInvocationStatusSuccess
+	failed := ssmtypes.CommandInvocationStatusFailed
+	tests := []struct {
+		name   string
+		res    ssmResult
+		fields int
+		want   gpu.Inventory
+		err    string
+	}{
+		{
+			name: "a T4", fields: 4,
+			res: ssmResult{status: ok, stdout: "535.104.05, Tesla T4, 15360 MiB, 7.5\n"},
+			want: gpu.Inventory{Available: true, DriverVersion: "535.104.05", GPUs: []gpu.Device{
+				{Index: 0, Name: "Tesla T4", MemoryTotalMiB: 15360, CCMajor: 7, CCMinor: 5},
+			}},
+		},
+		{
+			name: "two GPUs, nounits", fields: 4,
+			res: ssmResult{status: ok, stdout: "550.54.15, NVIDIA A10G, 23028, 8.6\n550.54.15, NVIDIA A10G, 23028, 8.6\n"},
+			want: gpu.Inventory{Available: true, DriverVersion: "550.54.15", GPUs: []gpu.Device{
+				{Index: 0, Name: "NVIDIA A10G", MemoryTotalMiB: 23028, CCMajor: 8, CCMinor: 6},
+				{Index: 1, Name: "NVIDIA A10G", MemoryTotalMiB: 23028, CCMajor: 8, CCMinor: 6},
+			}},
+		},
+		{
+			name: "no driver", fields: 4,
+			res:  ssmResult{status: failed, code: 9, stdout: "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n"},
+			want: gpu.Inventory{NoDriver: true, GPUs: []gpu.Device{}, Problem: "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."},
+		},
+		{
+			name: "no nvidia-smi", fields: 4,
+			res:  ssmResult{status: failed, code: 127, stderr: "/var/lib/amazon/ssm/x/_script.sh: line 1: nvidia-smi: command not found"},
+			want: gpu.Inventory{NoDriver: true, GPUs: []gpu.Device{}, Problem: "/var/lib/amazon/ssm/x/_script.sh: line 1: nvidia-smi: command not found"},
+		},
+		{
+			name: "an nvidia-smi before compute_cap", fields: 4,
+			res: ssmResult{status: failed, code: 2, stdout: "Field \"compute_cap\" is not a valid field to query.\n"},
+			err: errNoComputeCap.Error(),
+		},
+		{
+			name: "without compute_cap", fields: 3,
+			res:  ssmResult{status: ok, stdout: "470.82.01, Tesla T4, 15109 MiB\n"},
+			want: gpu.Inventory{Available: true, DriverVersion: "470.82.01", GPUs: []gpu.Device{{Index: 0, Name: "Tesla T4", MemoryTotalMiB: 15109}}},
+		},
+		{
+			name: "not csv", fields: 4,
+			res: ssmResult{status: ok, stdout: "Tesla T4\n"},
+			err: `nvidia-smi printed "Tesla T4", not 4 comma-separated fields`,
+		},
+		{
+			name: "nothing", fields: 4,
+			res: ssmResult{status: ok, stdout: "\n"},
+			err: "nvidia-smi printed no GPU",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv, err := parseNvidiaSMI(tt.res, tt.fields)
+			if tt.err != "" {
+				require.EqualError(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, inv)
+		})
+	}
+}
+
+// The inventories SSM gives are judged by vmctl gpu's own rules.
+func TestHostsJudgedByTheCUDARules(t *testing.T) {
+	req := gpu.Requirements{Count: 1, MinMemoryMiB: 8192}
+	old, err := parseNvidiaSMI(ssmResult{status: ssmtypes.CommandInvocationStatusSuccess, stdout: "418.87.01, Tesla T4, 15360 MiB, 7.5\n"}, 4)
+	require.NoError(t, err)
+	rep := gpu.Evaluate(old, req)
+	assert.Equal(t, Fail, verdictOf(rep.Host.Level))
+	assert.Contains(t, rep.Host.Summary(), "driver 418.87.01 is older than 450.80.02")
+
+	b200, err := parseNvidiaSMI(ssmResult{status: ssmtypes.CommandInvocationStatusSuccess, stdout: "570.124.06, NVIDIA B200, 183359 MiB, 10.0\n"}, 4)
+	require.NoError(t, err)
+	assert.Equal(t, Fail, verdictOf(gpu.Evaluate(b200, req).Host.Level), "CUDA 11.8 has no code for compute capability 10.0")
+
+	compat, err := parseNvidiaSMI(ssmResult{status: ssmtypes.CommandInvocationStatusSuccess, stdout: "470.82.01, Tesla T4, 15360 MiB, 7.5\n"}, 4)
+	require.NoError(t, err)
+	assert.Equal(t, Pass, verdictOf(gpu.Evaluate(compat, req).Host.Level), "minor-version compatibility is ready, with a warning")
+}
+
+func TestPathMatches(t *testing.T) {
+	assert.True(t, pathMatches([]string{"/*"}, "/"))
+	assert.True(t, pathMatches([]string{"/api/*"}, "/api/health"))
+	assert.False(t, pathMatches([]string{"/api/*"}, "/health"))
+	assert.True(t, pathMatches([]string{"/a?c"}, "/abc"))
+	assert.False(t, pathMatches(nil, "/"))
+}
+
+func TestLastJSON(t *testing.T) {
+	assert.Equal(t, `{"ok":true}`, lastJSON([]string{"loading torch", `{"ok":false}`, "warning: x", `{"ok":true}`}))
+	assert.Equal(t, `{"b":1}`, lastJSON([]string{"{not json", "a\n{\"b\":1}\n"}))
+	assert.Empty(t, lastJSON([]string{"no json here"}))
+}
+
+func TestReportVerdict(t *testing.T) {
+	r := &VerifyReport{Checks: []Check{{Verdict: Pass}, {Verdict: Unknown}}}
+	assert.Equal(t, Unknown, r.worst())
+	assert.False(t, r.Passed())
+	r.Checks = append(r.Checks, Check{Check: CheckParity, Subject: "backend", Verdict: Fail, Detail: "x"})
+	assert.Equal(t, Fail, r.worst(), "a failure outranks not knowing")
+	assert.Len(t, r.Failed(), 2)
+	r.Checks = []Check{{Verdict: Pass}}
+	assert.True(t, r.Passed())
+	assert.Equal(t, "all 1 checks passed", r.Summary())
+}
+
+func TestTagValue(t *testing.T) {
+	assert.Equal(t, "CVE-2024-1 has no fix yet accepted by ops @alice", tagValue("CVE-2024-1 has no fix yet;\naccepted by ops (@alice)!"))
+	assert.Len(t, tagValue(string(make([]byte, 300))+"x"), 1)
+	long := ""
+	for range 300 {
+		long += "a"
+	}
+	assert.Len(t, tagValue(long), 256)
+}
