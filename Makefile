@@ -21,7 +21,9 @@ docker: ## make sure a Docker Engine answers (installs and starts one on Debian)
 
 test: docker ## what CI runs: lint, then every test against the real Docker Engine
 	@$(MAKE) --no-print-directory lint
-	CI=$${CI:-1} $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	@# -p 1: the packages share one Docker Engine; run one at a time so a
+	@# health deadline in one is not spent waiting on another's containers.
+	CI=$${CI:-1} $(GO) test -race -count=1 -p 1 -timeout 60m $(PKGS)
 
 unit: ## tests that need no Docker Engine (engine tests skip without one)
 	$(GO) test -count=1 -short $(PKGS)

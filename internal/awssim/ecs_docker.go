@@ -282,7 +282,11 @@ func (s *Sim) resolveTaskImage(ctx context.Context, api *client.Client, img stri
 	known, pulled := f.pulled[ref]
 	f.mu.Unlock()
 	if pulled {
-		return ref, known, nil
+		// The engine may have dropped it since (an untag after a push removes
+		// the digest reference too): pull again rather than fail the task.
+		if _, err := api.ImageInspect(ctx, ref); err == nil {
+			return ref, known, nil
+		}
 	}
 	rc, err := api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: s.RegistryAuth()})
 	if err != nil {

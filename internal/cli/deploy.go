@@ -87,7 +87,7 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	if plan.Unpinned {
 		return fmt.Errorf("deploy %s to %s: the release has no digest for some images, and vmctl deploys by digest only: push it first (vmctl push --env %s --release %s)", rel.ID, env.Name, env.Name, rel.ID)
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

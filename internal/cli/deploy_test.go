@@ -87,7 +87,7 @@ func newDeployWorld(t *testing.T) *deployWorld {
 	// Two GPU hosts, so a rolling deploy of openvoice (one task per host) has room.
 	w.sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 
-	cfg, err := simAWS(w.sim, "AKIASTAGING")(ctx, "ap-northeast-1")
+	cfg, err := simConfigFor(ctx, w.sim, "AKIASTAGING")
 	require.NoError(t, err)
 	c := deploy.NewClients(cfg)
 	for i, id := range []string{"r1", "r2"} {

@@ -70,7 +70,7 @@ func runDoctor(ctx context.Context, f *Factory, g *globalOptions, o *doctorOptio
 		},
 		DiskFree: doctor.DiskFree,
 		Identity: func(ctx context.Context, env *environment.Environment) (vmaws.Identity, error) {
-			cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+			cfg, err := f.AWSConfig(ctx, env)
 			if err != nil {
 				return vmaws.Identity{}, err
 			}

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/docker/docker/client"
 	"golang.org/x/term"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/engine"
+	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/gpu"
 	"github.com/vmctl/vmctl/internal/stack"
 )
@@ -48,8 +50,9 @@ type Factory struct {
 	DockerClient func(ctx context.Context) (*client.Client, error)
 	// GPU reads the host's NVIDIA GPUs (NVML); tests give it a mock server.
 	GPU func() gpu.Inventory
-	// AWSConfig resolves credentials for a region; tests point it at awssim.
-	AWSConfig func(ctx context.Context, region string) (sdkaws.Config, error)
+	// AWSConfig resolves credentials for an AWS environment (its region, and
+	// its profile when it names one); tests point it at awssim.
+	AWSConfig func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error)
 
 	once   sync.Once
 	docker *client.Client
@@ -60,8 +63,19 @@ type Factory struct {
 func NewFactory(io *IOStreams) *Factory {
 	return &Factory{
 		IO: io, LookupEnv: os.LookupEnv, Environ: os.Environ, DockerClient: connectDocker, GPU: gpu.ReadHost,
-		AWSConfig: func(ctx context.Context, region string) (sdkaws.Config, error) { return vmaws.LoadConfig(ctx, region) },
+		AWSConfig: defaultAWSConfig,
 	}
+}
+
+// defaultAWSConfig resolves credentials the standard way, through the
+// environment's profile when it names one, so one command can reach
+// staging and prod in their own accounts.
+func defaultAWSConfig(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if env.AWS.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(env.AWS.Profile))
+	}
+	return vmaws.LoadConfig(ctx, env.AWS.Region, opts...)
 }
 
 // Docker returns a connected Docker client, created on first use.

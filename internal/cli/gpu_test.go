@@ -11,14 +11,12 @@ import (
 	"testing"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/dockertest"
+	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/gpu"
 )
 
@@ -55,7 +53,7 @@ var readyT4 = gpu.Inventory{
 }
 
 // runWith runs vmctl in-process with a GPU inventory and AWS config of the test's choosing.
-func runWith(t *testing.T, inv gpu.Inventory, awsCfg func(ctx context.Context, region string) (sdkaws.Config, error), args ...string) (int, string, string) {
+func runWith(t *testing.T, inv gpu.Inventory, awsCfg func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error), args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytesBuffer
 	f := NewFactory(&IOStreams{Out: &out, ErrOut: &errOut})
@@ -130,11 +128,8 @@ func TestDoctor(t *testing.T) {
 	defer sim.Close()
 	sim.AddUser("AKIADEV", awssim.Principal{Account: "111111111111", ARN: "arn:aws:iam::111111111111:role/dev-deployer"})
 	sim.AddUser("AKIAPROD", awssim.Principal{Account: "333333333333", ARN: "arn:aws:iam::333333333333:role/prod"})
-	awsCfg := func(key string) func(ctx context.Context, region string) (sdkaws.Config, error) {
-		return func(ctx context.Context, region string) (sdkaws.Config, error) {
-			return vmaws.LoadConfig(ctx, region, config.WithBaseEndpoint(sim.URL()),
-				config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "x", "")))
-		}
+	awsCfg := func(key string) func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+		return simAWS(sim, key)
 	}
 	t.Setenv("VMCTL_APP_SOURCE", t.TempDir())
 	root := dockertest.RepoRoot()

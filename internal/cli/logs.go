@@ -86,7 +86,7 @@ func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOpti
 	if err != nil {
 		return err
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

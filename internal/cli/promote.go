@@ -32,7 +32,7 @@ type promoteOptions struct {
 
 	// Test hooks: each side's AWS configuration by environment name, and
 	// the base of each side's verify options.
-	awsConfig            map[string]func(ctx context.Context, region string) (sdkaws.Config, error)
+	awsConfig            map[string]func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error)
 	verifyFrom, verifyTo deploy.VerifyOptions
 	poll                 time.Duration
 }
@@ -83,8 +83,8 @@ func (o *promoteOptions) sideFactory(f *Factory, env, profile string) *Factory {
 	case o.awsConfig[env] != nil:
 		side.AWSConfig = o.awsConfig[env]
 	case profile != "":
-		side.AWSConfig = func(ctx context.Context, region string) (sdkaws.Config, error) {
-			return vmaws.LoadConfig(ctx, region, config.WithSharedConfigProfile(profile))
+		side.AWSConfig = func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+			return vmaws.LoadConfig(ctx, env.AWS.Region, config.WithSharedConfigProfile(profile))
 		}
 	}
 	return side
@@ -112,11 +112,11 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	if err != nil {
 		return err
 	}
-	cfgA, err := fa.AWSConfig(ctx, envA.AWS.Region)
+	cfgA, err := fa.AWSConfig(ctx, envA)
 	if err != nil {
 		return err
 	}
-	cfgB, err := fb.AWSConfig(ctx, envB.AWS.Region)
+	cfgB, err := fb.AWSConfig(ctx, envB)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,13 @@ import (
 
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/deploy"
+	"github.com/vmctl/vmctl/internal/environment"
 )
 
 func (w *cloudWorld) promoteOptions() *promoteOptions {
 	return &promoteOptions{
 		output: "table",
-		awsConfig: map[string]func(ctx context.Context, region string) (sdkaws.Config, error){
+		awsConfig: map[string]func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error){
 			"staging": w.awsConfig("staging"), "prod": w.awsConfig("prod"),
 		},
 		verifyFrom: quickVerify(), verifyTo: quickVerify(),

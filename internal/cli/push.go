@@ -53,7 +53,7 @@ func awsTarget(ctx context.Context, f *Factory, g *globalOptions, name string) (
 	if env.Kind != environment.KindAWS {
 		return nil, vmaws.Identity{}, usageError{fmt.Errorf("environment %s is %s, not an AWS environment: use vmctl up for local", name, env.Kind)}
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return nil, vmaws.Identity{}, err
 	}
@@ -94,7 +94,7 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 	if err != nil {
 		return err
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

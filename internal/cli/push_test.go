@@ -17,15 +17,28 @@ import (
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
+	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/gpu"
 	"github.com/vmctl/vmctl/internal/release"
 )
 
-func simAWS(sim *awssim.Sim, key string) func(ctx context.Context, region string) (sdkaws.Config, error) {
-	return func(ctx context.Context, region string) (sdkaws.Config, error) {
-		return vmaws.LoadConfig(ctx, region, config.WithBaseEndpoint(sim.URL()),
-			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "x", "")))
+func simAWS(sim *awssim.Sim, key string) func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+	return func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+		return simConfigFor(ctx, sim, key)
 	}
+}
+
+// simAWSByEnv gives each environment its own account's credentials, as
+// profiles named in the environment files would.
+func simAWSByEnv(sim *awssim.Sim, keys map[string]string) func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+	return func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+		return simConfigFor(ctx, sim, keys[env.Name])
+	}
+}
+
+func simConfigFor(ctx context.Context, sim *awssim.Sim, key string) (sdkaws.Config, error) {
+	return vmaws.LoadConfig(ctx, "ap-northeast-1", config.WithBaseEndpoint(sim.URL()),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "x", "")))
 }
 
 // build → push to the simulator's ECR: repositories with the rendered
@@ -72,7 +85,7 @@ func TestBuildThenPush(t *testing.T) {
 
 	rel, err := release.Store{Dir: relDir}.Get(built.Release.ID)
 	require.NoError(t, err)
-	cfg, err := simAWS(sim, "AKIADEV")(context.Background(), "ap-northeast-1")
+	cfg, err := simConfigFor(context.Background(), sim, "AKIADEV")
 	require.NoError(t, err)
 	client := ecr.NewFromConfig(cfg)
 	for _, p := range pushed {

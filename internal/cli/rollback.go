@@ -71,7 +71,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 	if err != nil {
 		return err
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func runStatus(ctx context.Context, f *Factory, g *globalOptions, o *statusOptio
 	if err != nil {
 		return err
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func envParity(ctx context.Context, f *Factory, g *globalOptions, st *stack.Stac
 		pe.Kind = string(env.Kind)
 		return fail("not-aws", nil)
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return fail("no-credentials", err)
 	}

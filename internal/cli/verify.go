@@ -70,7 +70,7 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 	if err != nil {
 		return err
 	}
-	cfg, err := f.AWSConfig(ctx, env.AWS.Region)
+	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -93,13 +93,13 @@ func newCloudWorld(t *testing.T) *cloudWorld {
 	return w
 }
 
-func (w *cloudWorld) awsConfig(env string) func(ctx context.Context, region string) (sdkaws.Config, error) {
+func (w *cloudWorld) awsConfig(env string) func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
 	return simAWS(w.sim, w.keys[env])
 }
 
 func (w *cloudWorld) clients(t *testing.T, env string) deploy.Clients {
 	t.Helper()
-	cfg, err := w.awsConfig(env)(context.Background(), w.envs[env].AWS.Region)
+	cfg, err := w.awsConfig(env)(context.Background(), w.envs[env])
 	require.NoError(t, err)
 	return deploy.NewClients(cfg)
 }

@@ -41,7 +41,6 @@ type ECR interface {
 type Docker interface {
 	ImageTag(ctx context.Context, source, target string) error
 	ImagePush(ctx context.Context, ref string, options image.PushOptions) (io.ReadCloser, error)
-	ImageRemove(ctx context.Context, ref string, options image.RemoveOptions) ([]image.DeleteResponse, error)
 }
 
 // Pushed is one image in the registry.
@@ -159,7 +158,8 @@ func pushOne(ctx context.Context, api ECR, docker Docker, host, auth, repo, svc 
 	if err := docker.ImageTag(ctx, img.ImageID, target); err != nil {
 		return Pushed{}, fmt.Errorf("push %s: tag %s: %w: is the image still on this engine? (vmctl build)", svc, img.ImageID, err)
 	}
-	defer func() { _, _ = docker.ImageRemove(context.WithoutCancel(ctx), target, image.RemoveOptions{}) }()
+	// The registry tag stays on the engine, as after a docker push: removing
+	// it could delete the release's image when no other tag holds it.
 	rc, err := docker.ImagePush(ctx, target, image.PushOptions{RegistryAuth: auth})
 	if err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", svc, err)

@@ -40,6 +40,9 @@ func (e *Engine) waitReady(ctx context.Context, st *stack.Stack, service, id str
 	for {
 		c, err := e.api.ContainerInspect(ctx, id)
 		if err != nil {
+			if ctx.Err() != nil && last != nil {
+				return "", fmt.Errorf("%w: last check: %v", ctx.Err(), last)
+			}
 			return "", fmt.Errorf("inspect container: %w", err)
 		}
 		s := c.State

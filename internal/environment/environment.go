@@ -72,8 +72,11 @@ type Environment struct {
 
 // AWS is where and how an environment runs in one AWS account.
 type AWS struct {
-	AccountID  string     `yaml:"account_id"` // 12 digits; quote it in YAML
-	Region     string     `yaml:"region"`
+	AccountID string `yaml:"account_id"` // 12 digits; quote it in YAML
+	Region    string `yaml:"region"`
+	// Profile is the shared-config profile whose credentials reach this
+	// account (e.g. an SSO profile); empty uses the ambient credentials.
+	Profile    string     `yaml:"profile,omitempty"`
 	Cluster    string     `yaml:"cluster"`  // ECS cluster name
 	Registry   string     `yaml:"registry"` // image registry host[:port], normally ECR's
 	Network    Network    `yaml:"network"`
