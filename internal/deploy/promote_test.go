@@ -6,11 +6,14 @@ import (
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/release"
@@ -126,4 +129,38 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 		assert.Equal(t, "CVE-2024-0001: no fix upstream yet tracked in APP-42", tags[TagAllowVulnerable])
 		assert.Equal(t, "staging", tags[TagPromotedFrom])
 	})
+}
+
+// With 30 % of the calls promote makes throttled, it still goes through,
+// and prod gets exactly one task-definition revision per service.
+func TestPromoteUnderThrottling(t *testing.T) {
+	w := newVPWorld(t)
+	w.deploy(t, "staging")
+	prodPlan := w.plan(t, "prod", w.rel)
+	w.sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+	for _, op := range []string{
+		"ECR.BatchGetImage", "ECR.PutImage", "ECR.DescribeImages", "ECR.DescribeImageScanFindings", "ECR.DescribeRepositories", "ECR.CreateRepository",
+		"ECS.RegisterTaskDefinition", "ECS.DescribeTaskDefinition", "ECS.CreateService", "ECS.UpdateService", "ECS.DescribeServices", "ECS.ListTasks", "ECS.DescribeTasks",
+		"ELBv2.DescribeTargetGroups", "ELBv2.DescribeTargetHealth", "ApplicationAutoScaling.RegisterScalableTarget", "ApplicationAutoScaling.PutScalingPolicy",
+	} {
+		w.sim.InjectFault(op, awssim.Fault{Throttle: true, Rate: 0.3})
+	}
+	// vmctl's own retryer, as the commands use it (the harness's gives up after 3).
+	for name, key := range vpKeys {
+		cfg, err := vmaws.LoadConfig(context.Background(), "ap-northeast-1", config.WithBaseEndpoint(w.sim.URL()),
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "secret", "")))
+		require.NoError(t, err)
+		w.clients[name] = NewClients(cfg)
+	}
+	var approvals []PromotePlan
+	res, err := Promote(context.Background(), w.clients["staging"], w.clients["prod"], w.promoteOptions(&approvals))
+	require.NoError(t, err)
+	assert.Zero(t, res.BytesMoved)
+	for _, s := range prodPlan.Services {
+		family := sdkaws.ToString(s.TaskDefinition.Family)
+		td, err := w.clients["prod"].ECS.DescribeTaskDefinition(context.Background(), &awsecs.DescribeTaskDefinitionInput{TaskDefinition: sdkaws.String(family)})
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, td.TaskDefinition.Revision, "%s: no duplicate revision", family)
+	}
+	assert.Positive(t, w.sim.Calls("ECR.PutImage"))
 }
