@@ -72,7 +72,7 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	if err != nil {
 		return err
 	}
-	env, id, err := awsTarget(ctx, f, g, o.env)
+	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
 	}
@@ -86,10 +86,6 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	}
 	if plan.Unpinned {
 		return fmt.Errorf("deploy %s to %s: the release has no digest for some images, and vmctl deploys by digest only: push it first (vmctl push --env %s --release %s)", rel.ID, env.Name, env.Name, rel.ID)
-	}
-	cfg, err := f.AWSConfig(ctx, env)
-	if err != nil {
-		return err
 	}
 	c := deploy.NewClients(cfg)
 	changes, err := deploy.Changes(ctx, c, plan)

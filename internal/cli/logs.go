@@ -74,7 +74,7 @@ func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOpti
 	if len(o.services) != 1 {
 		return usageError{fmt.Errorf("logs --env %s takes one SERVICE, not %d", o.env, len(o.services))}
 	}
-	env, _, err := awsTarget(ctx, f, g, o.env)
+	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
 	}
@@ -83,10 +83,6 @@ func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOpti
 		return err
 	}
 	plan, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return err
-	}
-	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

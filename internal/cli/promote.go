@@ -104,19 +104,11 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	}
 	// Both accounts are checked before anything is written anywhere.
 	fa, fb := o.sideFactory(f, from, o.fromProfile), o.sideFactory(f, to, o.toProfile)
-	envA, idA, err := awsTarget(ctx, fa, g, from)
+	envA, idA, cfgA, err := awsTarget(ctx, fa, g, from)
 	if err != nil {
 		return err
 	}
-	envB, idB, err := awsTarget(ctx, fb, g, to)
-	if err != nil {
-		return err
-	}
-	cfgA, err := fa.AWSConfig(ctx, envA)
-	if err != nil {
-		return err
-	}
-	cfgB, err := fb.AWSConfig(ctx, envB)
+	envB, idB, cfgB, err := awsTarget(ctx, fb, g, to)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
@@ -43,22 +44,23 @@ digest is the image built locally. The digests are recorded in the release.`,
 	return cmd
 }
 
-// awsTarget loads an AWS environment and checks the credentials belong to
-// its account, before anything is written.
-func awsTarget(ctx context.Context, f *Factory, g *globalOptions, name string) (*environment.Environment, vmaws.Identity, error) {
+// awsTarget loads an AWS environment, resolves its credentials once and
+// checks they belong to its account, before anything is written. Callers
+// build their clients from the returned configuration.
+func awsTarget(ctx context.Context, f *Factory, g *globalOptions, name string) (*environment.Environment, vmaws.Identity, sdkaws.Config, error) {
 	env, err := environment.LoadNamed(g.envDir, name)
 	if err != nil {
-		return nil, vmaws.Identity{}, err
+		return nil, vmaws.Identity{}, sdkaws.Config{}, err
 	}
 	if env.Kind != environment.KindAWS {
-		return nil, vmaws.Identity{}, usageError{fmt.Errorf("environment %s is %s, not an AWS environment: use vmctl up for local", name, env.Kind)}
+		return nil, vmaws.Identity{}, sdkaws.Config{}, usageError{fmt.Errorf("environment %s is %s, not an AWS environment: use vmctl up for local", name, env.Kind)}
 	}
 	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
-		return nil, vmaws.Identity{}, err
+		return nil, vmaws.Identity{}, sdkaws.Config{}, err
 	}
 	id, err := vmaws.CheckAccount(ctx, sts.NewFromConfig(cfg), name, env.AWS.AccountID)
-	return env, id, err
+	return env, id, cfg, err
 }
 
 func pickRelease(g *globalOptions, id string) (*release.Release, error) {
@@ -82,7 +84,7 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 	if err != nil {
 		return err
 	}
-	env, id, err := awsTarget(ctx, f, g, o.env)
+	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
 	}
@@ -91,10 +93,6 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 		return err
 	}
 	docker, err := f.Docker(ctx)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

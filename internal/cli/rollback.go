@@ -59,7 +59,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 			return err
 		}
 	}
-	env, id, err := awsTarget(ctx, f, g, o.env)
+	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
 	}
@@ -68,10 +68,6 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 		return err
 	}
 	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func runStatus(ctx context.Context, f *Factory, g *globalOptions, o *statusOptio
 	if o.all {
 		return runParity(ctx, f, g, format)
 	}
-	env, _, err := awsTarget(ctx, f, g, o.env)
+	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
 	}
@@ -80,10 +80,6 @@ func runStatus(ctx context.Context, f *Factory, g *globalOptions, o *statusOptio
 		return err
 	}
 	plan, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return err
-	}
-	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -66,11 +66,7 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 	if err != nil {
 		return err
 	}
-	env, _, err := awsTarget(ctx, f, g, o.env)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.AWSConfig(ctx, env)
+	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
 	}
