@@ -8,7 +8,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # go-nvml's header marks calls vmctl never makes as deprecated; keep the build quiet.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: help build test unit lint bench demo demo-down docker clean
+.PHONY: help build test unit lint fuzz bench demo demo-down docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,9 +24,23 @@ test: docker ## what CI runs: lint, then every test against the real Docker Engi
 	@# -p 1: the packages share one Docker Engine; run one at a time so a
 	@# health deadline in one is not spent waiting on another's containers.
 	CI=$${CI:-1} $(GO) test -race -count=1 -p 1 -timeout 60m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
-unit: ## tests that need no Docker Engine (engine tests skip without one)
+unit: ## tests that need no Docker Engine (-short: every engine test skips)
 	$(GO) test -count=1 -short $(PKGS)
+
+FUZZTIME ?= 1m
+fuzz: ## run each fuzz target for FUZZTIME (default 1m) and print the executions it made
+	@# -fuzzminimizetime 10x: minimizing each new input for the default 60 s
+	@# would spend a short run minimizing instead of fuzzing.
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal | xargs -n1 dirname | sort -u); do \
+		for fn in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			log=$$(mktemp); \
+			if $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x ./$$dir >$$log 2>&1; then \
+				echo "fuzz $$fn (./$$dir): $$(grep -o 'execs: [0-9]*' $$log | tail -1 | cut -d' ' -f2) executions in $(FUZZTIME), no failure"; rm -f $$log; \
+			else cat $$log; rm -f $$log; echo "fuzz $$fn (./$$dir): failed; the failing input is under ./$$dir/testdata/fuzz/$$fn"; exit 1; fi; \
+		done; \
+	done
 
 lint: ## gofmt, go vet, and golangci-lint when installed
 	@out=$$(gofmt -l cmd internal images); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

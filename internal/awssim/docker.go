@@ -6,6 +6,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 )
 
@@ -53,14 +55,33 @@ func (s *Sim) simContainers(ctx context.Context, labels ...string) ([]container.
 }
 
 func (s *Sim) removeContainers() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	list, err := s.simContainers(ctx)
-	if err != nil {
+	api := s.dockerAPI()
+	if api == nil {
 		return
 	}
-	api := s.dockerAPI()
-	for _, c := range list {
-		_ = api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s.removeLabelled(ctx, api)
+}
+
+// removeLabelled removes every container, network and volume carrying the
+// simulator's label, as `vmctl down` removes what vmctl created; callers
+// first let in-flight engine calls finish, so nothing is created after.
+func (s *Sim) removeLabelled(ctx context.Context, api *client.Client) {
+	f := filters.NewArgs(filters.Arg("label", LabelSim+"="+s.ID))
+	if list, err := api.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); err == nil {
+		for _, c := range list {
+			_ = api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		}
+	}
+	if nets, err := api.NetworkList(ctx, network.ListOptions{Filters: f}); err == nil {
+		for _, n := range nets {
+			_ = api.NetworkRemove(ctx, n.ID)
+		}
+	}
+	if vols, err := api.VolumeList(ctx, volume.ListOptions{Filters: f}); err == nil {
+		for _, v := range vols.Volumes {
+			_ = api.VolumeRemove(ctx, v.Name, true)
+		}
 	}
 }

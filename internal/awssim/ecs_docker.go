@@ -13,7 +13,6 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
@@ -188,7 +187,12 @@ func (f *compute) healthConfig(hc *healthCheckSpec) *container.HealthConfig {
 // why is the task's stoppedReason when it fails to start.
 func (s *Sim) runContainers(t *ecsTask, plans []containerPlan) (ids, digests []string, ports map[int]int, why string) {
 	f := s.compute
-	ctx := f.ctx
+	// Engine calls are not cancelled by Close: a create whose request the
+	// daemon already took finishes daemon-side anyway, and would leave a
+	// container Close never sees. Close instead stops new calls (closing)
+	// and waits for these to end before it removes.
+	ctx := context.WithoutCancel(f.ctx)
+	closing := func() bool { return f.ctx.Err() != nil }
 	api := s.computeDocker()
 	f.mu.Lock()
 	t.last, t.pullStarted = "PENDING", time.Now()
@@ -198,6 +202,9 @@ func (s *Sim) runContainers(t *ecsTask, plans []containerPlan) (ids, digests []s
 	}
 	refs := make([]string, len(plans))
 	for i, p := range plans {
+		if closing() {
+			return nil, nil, nil, "TaskFailedToStart: the simulator is closing"
+		}
 		ref, digest, err := s.resolveTaskImage(ctx, api, p.image)
 		if err != nil {
 			return nil, nil, nil, fmt.Sprintf("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref %s: %v", p.image, err)
@@ -208,6 +215,9 @@ func (s *Sim) runContainers(t *ecsTask, plans []containerPlan) (ids, digests []s
 	t.pullStopped = time.Now()
 	f.mu.Unlock()
 	for i, p := range plans {
+		if closing() {
+			return ids, digests, nil, "TaskFailedToStart: the simulator is closing"
+		}
 		p.config.Image = refs[i]
 		if i > 0 {
 			p.host.NetworkMode = container.NetworkMode("container:" + ids[0])
@@ -516,12 +526,7 @@ func (s *Sim) closeCompute() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	list, err := api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelSim+"="+s.ID))})
-	if err == nil {
-		for _, c := range list {
-			_ = api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		}
-	}
+	s.removeLabelled(ctx, api)
 	for _, ref := range pulled {
 		_, _ = api.ImageRemove(ctx, ref, image.RemoveOptions{})
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -50,6 +51,11 @@ func runConfig(ctx context.Context, f *Factory, g *globalOptions, o *configOptio
 	if err != nil {
 		return fmt.Errorf("render the stack: %w", err)
 	}
-	_, err = f.IO.Out.Write(b)
+	_, err = f.IO.Out.Write(escapeDollars(b))
 	return err
 }
+
+// escapeDollars writes every literal $ as $$, as docker compose config does:
+// the values are already interpolated, so the output must load back to the
+// same project instead of being interpolated a second time.
+func escapeDollars(b []byte) []byte { return bytes.ReplaceAll(b, []byte("$"), []byte("$$")) }

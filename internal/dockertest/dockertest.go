@@ -35,8 +35,12 @@ var (
 
 // Client connects to the real engine. Without one the test is skipped on a
 // developer machine but fails when CI is set, where the engine must be up.
+// Under -short (make unit) every engine test skips, engine or not.
 func Client(t testing.TB) *client.Client {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs the Docker Engine")
+	}
 	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
@@ -148,23 +152,34 @@ func FixtureImageBuilt(t testing.TB, api *client.Client) string {
 	return FixtureImage
 }
 
-var demoOnce sync.Once
+// demoBuild remembers the demo program's build, failure included, so every
+// test that needs the binary fails after a failed build, not just the first.
+var demoBuild = &onceErr{}
 
 // DemoBinary builds images/demo/vmctl-demo in place (as `make demo` does),
 // so tests can build compose/demo.yaml on a clean checkout.
 func DemoBinary(t testing.TB) {
 	t.Helper()
-	var err error
-	demoOnce.Do(func() {
+	if err := demoBuild.Do(func() error {
 		cmd := exec.Command("go", "build", "-o", "vmctl-demo", ".")
 		cmd.Dir = filepath.Join(RepoRoot(), "images", "demo")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		var out []byte
-		if out, err = cmd.CombinedOutput(); err != nil {
-			err = fmt.Errorf("build images/demo: %v: %s", err, out)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build images/demo: %v: %s", err, out)
 		}
-	})
-	if err != nil {
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// onceErr runs a function once and hands its error to every caller.
+type onceErr struct {
+	once sync.Once
+	err  error
+}
+
+func (o *onceErr) Do(f func() error) error {
+	o.once.Do(func() { o.err = f() })
+	return o.err
 }
