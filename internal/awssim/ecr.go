@@ -22,6 +22,7 @@ type ecrState struct {
 	mu       sync.Mutex
 	repos    map[string]*ecrRepo      // by account + "/" + name
 	findings map[string][]ScanFinding // by repository name + "@" + digest
+	statuses map[string]ecrScanStatus // scans that ended otherwise, by the same key
 }
 
 type ecrRepo struct {
@@ -51,8 +52,16 @@ func (s *Sim) PlantScanFindings(repo, digest string, findings []ScanFinding) {
 	s.ecr.findings[repo+"@"+digest] = append([]ScanFinding{}, findings...)
 }
 
+// PlantScanStatus makes repo@digest's scan end in a status other than COMPLETE,
+// as ECR reports an image it cannot scan: FAILED, UNSUPPORTED_IMAGE, …
+func (s *Sim) PlantScanStatus(repo, digest, status, description string) {
+	s.ecr.mu.Lock()
+	defer s.ecr.mu.Unlock()
+	s.ecr.statuses[repo+"@"+digest] = ecrScanStatus{Status: status, Description: description}
+}
+
 func (s *Sim) registerECR() {
-	s.ecr = &ecrState{repos: map[string]*ecrRepo{}, findings: map[string][]ScanFinding{}}
+	s.ecr = &ecrState{repos: map[string]*ecrRepo{}, findings: map[string][]ScanFinding{}, statuses: map[string]ecrScanStatus{}}
 	s.registry = newRegistry()
 	s.registry.immutable = func(name string) bool {
 		s.ecr.mu.Lock()
@@ -353,7 +362,11 @@ func (s *Sim) ecrUpdate(account, name string, f func(*ecrRepo) error) (ecrRepo, 
 func (s *Sim) ecrScan(repo ecrRepo, img registryImage) (*ecrScanStatus, *ecrFindingsSummary, []ScanFinding) {
 	s.ecr.mu.Lock()
 	findings, planted := s.ecr.findings[repo.name+"@"+img.Digest]
+	status, ended := s.ecr.statuses[repo.name+"@"+img.Digest]
 	s.ecr.mu.Unlock()
+	if ended {
+		return &status, &ecrFindingsSummary{FindingSeverityCounts: map[string]int{}}, nil
+	}
 	if !planted && !repo.scanOnPush {
 		return nil, nil, nil
 	}

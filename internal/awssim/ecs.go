@@ -234,6 +234,8 @@ func (s *Sim) ecs(r *http.Request, op string, body []byte) (any, error) {
 		"DescribeClusters":           s.describeClusters,
 		"ListContainerInstances":     s.listContainerInstances,
 		"DescribeContainerInstances": s.describeContainerInstances,
+		"TagResource":                s.tagResource,
+		"ListTagsForResource":        s.listTagsForResource,
 	}
 	f, ok := ops[op]
 	if !ok {

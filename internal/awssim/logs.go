@@ -30,6 +30,7 @@ type logStore struct {
 	mu         sync.Mutex
 	planted    map[string]map[string][]logLine // group → stream → lines
 	containers map[string]*containerLog        // container ID → what was read
+	groups     map[string]*logGroupInfo        // created with CreateLogGroup (logs_write.go)
 }
 
 type logLine struct {
@@ -132,7 +133,7 @@ func (s *Sim) groupEvents(ctx context.Context, group string) (map[string][]logEv
 	s.logs.mu.Lock()
 	defer s.logs.mu.Unlock()
 	streams := map[string][]logEvent{}
-	found := false
+	_, found := s.logs.groups[group]
 	for stream, lines := range s.logs.planted[group] {
 		found = true
 		for i, l := range lines {
@@ -203,6 +204,14 @@ type filteredLogEvent struct {
 func (s *Sim) serveLogs(r *http.Request, op string, body []byte) (any, error) {
 	if _, err := s.signedCaller(r); err != nil {
 		return nil, err
+	}
+	switch op {
+	case "CreateLogGroup", "PutRetentionPolicy", "CreateLogStream", "PutLogEvents", "DescribeLogGroups":
+		var in logsWriteRequest
+		if err := strictDecode(body, &in); err != nil {
+			return nil, err
+		}
+		return s.logsWrite(op, in)
 	}
 	var in logsRequest
 	if err := json.Unmarshal(body, &in); err != nil {

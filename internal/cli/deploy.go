@@ -1,18 +1,19 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
@@ -20,12 +21,12 @@ import (
 )
 
 type deployOptions struct {
-	env         string
-	release     string
-	yes         bool
-	approveProd bool
-	output      string
-	poll        time.Duration // between looks at the rollout; tests shorten it
+	env             string
+	release         string
+	approval        approvalFlags
+	allowVulnerable string
+	output          string
+	poll            time.Duration // between looks at the rollout; tests shorten it
 }
 
 func newDeployCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -43,8 +44,12 @@ Deploying the release that runs already registers nothing and changes nothing. A
 rollout is rolled back by the ECS circuit breaker and exits non-zero. Ctrl-C stops watching,
 not the deployment.
 
-Staging and prod need approval: --yes for CI, or a confirmation on a terminal. Prod also
-needs --approve-prod, or typing its name on a terminal.`,
+A protected environment (protected: true in its file: prod, and staging as shipped) always
+needs explicit approval: --yes --approve-prod, or its name typed on a terminal; its images
+must have a finished ECR scan without CRITICAL findings, unless --allow-vulnerable gives a
+reason, which is recorded. Other environments with approval_required need --yes or a y on a
+terminal. If what runs changes between the preview and the approval, nothing is written and
+the new preview is shown.`,
 		Example: `  vmctl deploy --env dev
   vmctl deploy --env staging --release r42 --yes
   vmctl deploy --env prod --release r42 --yes --approve-prod`,
@@ -56,8 +61,8 @@ needs --approve-prod, or typing its name on a terminal.`,
 	fl := cmd.Flags()
 	fl.StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
 	fl.StringVar(&o.release, "release", "", "release id (default: the newest)")
-	fl.BoolVarP(&o.yes, "yes", "y", false, "approve without asking (CI)")
-	fl.BoolVar(&o.approveProd, "approve-prod", false, "with --yes, approve a deploy to prod")
+	o.approval.register(fl)
+	fl.StringVar(&o.allowVulnerable, "allow-vulnerable", "", "into a protected environment, deploy despite a missing, failed or CRITICAL scan, for this recorded reason")
 	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
@@ -93,9 +98,16 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 		return fmt.Errorf("deploy %s to %s: %w", rel.ID, env.Name, err)
 	}
 	fmt.Fprintf(f.IO.ErrOut, "deploy release %s to %s (account %s as %s, %s):\n", rel.ID, env.Name, id.Account, id.ARN, plan.Strategy)
-	changed := printChanges(f.IO.ErrOut, changes)
-	if changed {
-		if err := approve(f.IO, env, plan, o.yes, o.approveProd, fmt.Sprintf("Deploy release %s to %s", rel.ID, env.Name)); err != nil {
+	var override *scanOverride
+	if printChanges(f.IO.ErrOut, changes) {
+		action := fmt.Sprintf("deploy release %s to %s", rel.ID, env.Name)
+		if override, err = gateScans(ctx, f, c, env, id, plan, rel, o.allowVulnerable, action); err != nil {
+			return err
+		}
+		if err := approveChanges(ctx, f, c, env, plan, changes, f.approval(o.approval), action); err != nil {
+			return err
+		}
+		if err := override.begin(g); err != nil {
 			return err
 		}
 	} else {
@@ -107,6 +119,9 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	}
 	res, err := deploy.Deploy(ctx, c, deploy.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll})
 	pw.Close()
+	if rerr := override.record(ctx, c, plan); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
 	return finishRollout(f, format, res, err)
 }
 
@@ -201,43 +216,23 @@ func taskDefName(arn string) string {
 	return arn
 }
 
-// isProd says whether an environment is production, which a deploy approves twice.
-func isProd(env *environment.Environment) bool {
-	return env.Name == "prod" || env.Name == "production"
-}
-
-// approve asks for the approval the environment requires: --yes (and for prod also
-// --approve-prod), or a confirmation typed on a terminal.
-func approve(ios *IOStreams, env *environment.Environment, plan *ecs.Plan, yes, approveProd bool, action string) error {
-	if !plan.Approval {
-		return nil
+// approveChanges asks env's approval for the changes shown, then reads what runs again:
+// the approval covers exactly that preview, so if another deploy moved the environment
+// in the meantime nothing is written and the new preview is shown.
+func approveChanges(ctx context.Context, f *Factory, c deploy.Clients, env *environment.Environment, plan *ecs.Plan, shown []deploy.Change, ap vmaws.Approval, action string) error {
+	if err := ap.Require(env, action); err != nil {
+		return err
 	}
-	prod := isProd(env)
-	if yes && (!prod || approveProd) {
-		return nil
+	now, err := deploy.Changes(ctx, c, plan)
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
 	}
-	if !interactive(ios) {
-		if prod && yes {
-			return fmt.Errorf("%s: %s is production: --yes needs --approve-prod as well, or confirm on a terminal", strings.ToLower(action[:1])+action[1:], env.Name)
-		}
-		return fmt.Errorf("%s: %s requires approval: pass --yes (CI), or run it on a terminal to confirm", strings.ToLower(action[:1])+action[1:], env.Name)
+	if !reflect.DeepEqual(now, shown) {
+		fmt.Fprintf(f.IO.ErrOut, "what runs in %s changed since the preview; now %s would change:\n", env.Name, action)
+		printChanges(f.IO.ErrOut, now)
+		return fmt.Errorf("%s: %s changed between the preview and the approval: nothing was written; run the command again to approve the new preview", action, env.Name)
 	}
-	in := bufio.NewReader(ios.In)
-	if prod {
-		fmt.Fprintf(ios.ErrOut, "%s? This is production: type %q to confirm: ", action, env.Name)
-		answer, _ := in.ReadString('\n')
-		if strings.TrimSpace(answer) != env.Name {
-			return fmt.Errorf("not confirmed: nothing was changed in %s", env.Name)
-		}
-		return nil
-	}
-	fmt.Fprintf(ios.ErrOut, "%s? [y/N] ", action)
-	answer, _ := in.ReadString('\n')
-	switch strings.ToLower(strings.TrimSpace(answer)) {
-	case "y", "yes":
-		return nil
-	}
-	return fmt.Errorf("not approved: nothing was changed in %s", env.Name)
+	return nil
 }
 
 // interactive: a person can answer, on a terminal. A reader that is not a file (a test's)

@@ -10,10 +10,15 @@ import (
 	"testing"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/docker/docker/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
@@ -49,7 +54,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // deployWorld is the simulator holding staging (provisioned for the demo stack) and
-// releases r1 and r2 of the demo image (the same image, two releases) pushed to it. Both
+// releases r1, r2 and r3 of the demo image (the same image, three releases) pushed to it. Both
 // are pushed before anything is deployed: awssim runs tasks on this engine, and a push's
 // cleanup untags the by-digest reference awssim pulled.
 type deployWorld struct {
@@ -90,7 +95,7 @@ func newDeployWorld(t *testing.T) *deployWorld {
 	cfg, err := simConfigFor(ctx, w.sim, "AKIASTAGING")
 	require.NoError(t, err)
 	c := deploy.NewClients(cfg)
-	for i, id := range []string{"r1", "r2"} {
+	for i, id := range []string{"r1", "r2", "r3"} {
 		rel := &release.Release{ID: id, Revision: "0123456789abcdef", Created: time.Now().UTC().Add(time.Duration(i) * time.Second), Images: map[string]release.Image{}}
 		for _, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
 			rel.Images[svc] = release.Image{ImageID: inspect.ID, LocalRef: image}
@@ -138,20 +143,24 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	none := w.writes()
 	fast := 100 * time.Millisecond
 
-	// Staging requires approval: not on a terminal and without --yes, nothing is written.
+	// Staging is protected: not on a terminal, and with --yes alone, nothing is written;
+	// on a terminal a y is not enough.
 	f, _, _ := w.factory("", false)
 	err := runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r1", output: "table", poll: fast})
 	require.Error(t, err)
-	assert.Equal(t, "deploy release r1 to staging: staging requires approval: pass --yes (CI), or run it on a terminal to confirm", err.Error())
-	f, _, errOut := w.factory("n\n", true)
+	assert.Equal(t, "deploy release r1 to staging: not approved: staging is protected: pass --yes --approve-prod, or run it on a terminal to confirm; nothing was changed", err.Error())
+	f, _, _ = w.factory("", false)
+	err = runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r1", approval: approvalFlags{yes: true}, output: "table", poll: fast})
+	assert.ErrorContains(t, err, "staging is protected: --yes needs --approve-prod as well")
+	f, _, errOut := w.factory("y\n", true)
 	err = runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r1", output: "table", poll: fast})
-	assert.EqualError(t, err, "not approved: nothing was changed in staging")
-	assert.Contains(t, errOut.String(), "Deploy release r1 to staging? [y/N] ")
+	assert.EqualError(t, err, `deploy release r1 to staging: not approved: the answer was not "staging"; nothing was changed in staging`)
+	assert.Contains(t, errOut.String(), `Deploy release r1 to staging? staging is protected: type "staging" to confirm: `)
 	assert.Contains(t, errOut.String(), "  backend    create  at sha256:", "the change list comes before the question")
 	assert.Equal(t, none, w.writes())
 
 	// Approved on the terminal: the services are created, events printed as they come.
-	f, out, errOut := w.factory("y\n", true)
+	f, out, errOut := w.factory("staging\n", true)
 	require.NoError(t, runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r1", output: "table", poll: fast}), errOut.String())
 	assert.Contains(t, errOut.String(), "(service backend) has reached a steady state.")
 	assert.Contains(t, errOut.String(), "frontend Completed: vmctl-staging-frontend:1, 1/1 running")
@@ -203,20 +212,20 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 			cancel()
 		}
 	}
-	err = runDeploy(runCtx, f, w.g, &deployOptions{env: "staging", release: "r2", yes: true, output: "table", poll: fast})
+	err = runDeploy(runCtx, f, w.g, &deployOptions{env: "staging", release: "r2", approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Contains(t, errOut.String(), "stopped watching; the deployment goes on in ECS: still rolling out: ")
 	assert.Contains(t, errOut.String(), "not started: backend, frontend (deploy again to finish them): follow it with vmctl status --env staging")
 
 	// Deploying r2 again finishes it.
 	f, out, errOut = w.factory("", false)
-	require.NoError(t, runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r2", yes: true, output: "table", poll: fast}), errOut.String())
+	require.NoError(t, runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r2", approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast}), errOut.String())
 	assert.Contains(t, out.String(), "backend\tvmctl-staging-backend:2\tyes\tCOMPLETED\t-")
 
 	// Rollback goes to r1's revisions; nothing is registered.
 	registered := w.sim.Calls("ECS.RegisterTaskDefinition")
 	f, out, errOut = w.factory("", false)
-	require.NoError(t, runRollback(ctx, f, w.g, &rollbackOptions{env: "staging", yes: true, output: "table", poll: fast}), errOut.String())
+	require.NoError(t, runRollback(ctx, f, w.g, &rollbackOptions{env: "staging", approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast}), errOut.String())
 	assert.Contains(t, errOut.String(), "roll staging back from release r2 to r1")
 	assert.Contains(t, errOut.String(), "  backend → vmctl-staging-backend:1")
 	assert.Contains(t, out.String(), "backend\tvmctl-staging-backend:1\tno\tCOMPLETED\t-")
@@ -244,45 +253,71 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	require.NoError(t, runStatus(ctx, f, w.g, &statusOptions{all: true, output: "table"}))
 	assert.Regexp(t, `(?m)^backend\t\S+\tother-account\tr1 sha256:[0-9a-f]{12}\tother-account$`, out.String())
 	assert.Contains(t, errOut.String(), "dev: other-account: the credentials are for account 222222222222, dev is account 111111111111")
+
+	// Staging is protected: a rollback without full approval writes nothing, and a
+	// release that never ran there (r3) is no way back.
+	before = w.writes()
+	f, _, _ = w.factory("", false)
+	err = runRollback(ctx, f, w.g, &rollbackOptions{env: "staging", to: "r2", approval: approvalFlags{yes: true}, output: "table", poll: fast})
+	require.ErrorIs(t, err, vmaws.ErrNotApproved)
+	assert.Contains(t, err.Error(), "roll staging back to release r2: not approved: staging is protected")
+	f, _, _ = w.factory("", false)
+	err = runRollback(ctx, f, w.g, &rollbackOptions{env: "staging", approval: approvalFlags{yes: true}, output: "table", poll: fast})
+	require.ErrorIs(t, err, vmaws.ErrNotApproved)
+	f, _, _ = w.factory("", false)
+	err = runRollback(ctx, f, w.g, &rollbackOptions{env: "staging", to: "r3", approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "never ran release r3 in staging (its last releases: r1, r2)")
+	assert.Equal(t, before, w.writes())
+
+	// The scan gate fails closed: an image ECR could not scan blocks a deploy into a
+	// protected environment, and --allow-vulnerable lets it in, recorded in the release,
+	// as a tag on the services (in any language) and in the audit log group.
+	w.sim.PlantScanStatus("vmapp-demo/backend", w.rel["r2"].Images["backend"].Digest, "UNSUPPORTED_IMAGE", "The operating system and/or package manager are not supported.")
+	f, _, _ = w.factory("", false)
+	err = runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r2", approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast})
+	require.ErrorIs(t, err, deploy.ErrVulnerable)
+	assert.Contains(t, err.Error(), "backend sha256:")
+	assert.Contains(t, err.Error(), "scan UNSUPPORTED_IMAGE")
+	assert.Equal(t, before, w.writes())
+
+	reason := "ベースイメージの修正待ち APP-42"
+	f, _, errOut = w.factory("", false)
+	require.NoError(t, runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r2", allowVulnerable: reason, approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast}), errOut.String())
+	assert.Contains(t, errOut.String(), "scan gate: backend sha256:")
+	stored, err := releaseStore(w.g).Get("r2")
+	require.NoError(t, err)
+	require.Len(t, stored.Overrides, 1)
+	assert.Equal(t, reason, stored.Overrides[0].Reason)
+	assert.Equal(t, "staging", stored.Overrides[0].Environment)
+	assert.Equal(t, "arn:aws:iam::222222222222:role/ci", stored.Overrides[0].By)
+
+	cfg, err := simConfigFor(ctx, w.sim, "AKIASTAGING")
+	require.NoError(t, err)
+	svcs, err := awsecs.NewFromConfig(cfg).DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String("vmctl-staging"), Services: []string{"backend", "frontend"}, Include: []ecstypes.ServiceField{ecstypes.ServiceFieldTags}})
+	require.NoError(t, err)
+	require.Len(t, svcs.Services, 2)
+	for _, svc := range svcs.Services {
+		tags := map[string]string{}
+		for _, tg := range svc.Tags {
+			tags[sdkaws.ToString(tg.Key)] = sdkaws.ToString(tg.Value)
+		}
+		assert.Equal(t, reason+" (r2)", tags[deploy.TagAllowVulnerable], sdkaws.ToString(svc.ServiceName))
+	}
+	logs := cloudwatchlogs.NewFromConfig(cfg)
+	groups, err := logs.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: sdkaws.String("/vmctl/staging/audit")})
+	require.NoError(t, err)
+	require.Len(t, groups.LogGroups, 1)
+	assert.Equal(t, int32(365), sdkaws.ToInt32(groups.LogGroups[0].RetentionInDays), "audit_retention_days")
+	events, err := logs.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: sdkaws.String("/vmctl/staging/audit")})
+	require.NoError(t, err)
+	require.Len(t, events.Events, 1)
+	var audit deploy.Override
+	require.NoError(t, json.Unmarshal([]byte(sdkaws.ToString(events.Events[0].Message)), &audit))
+	assert.Equal(t, "allow-vulnerable", audit.Event)
+	assert.Equal(t, reason, audit.Reason)
+	assert.Equal(t, "r2", audit.Release)
+	require.Len(t, audit.Images, 1)
+	assert.Equal(t, "UNSUPPORTED_IMAGE", audit.Images[0].Status)
 }
 
-// Prod asks twice: --yes alone is refused before anything is read from AWS but the
-// account; on a terminal the environment's name must be typed.
-func TestApproval(t *testing.T) {
-	staging := &environment.Environment{Name: "staging"}
-	prod := &environment.Environment{Name: "prod"}
-	dev := &environment.Environment{Name: "dev"}
-	gated, open := &ecs.Plan{Approval: true}, &ecs.Plan{}
-	tests := []struct {
-		name        string
-		env         *environment.Environment
-		plan        *ecs.Plan
-		yes, ap     bool
-		in          string
-		terminal    bool
-		want, asked string
-	}{
-		{name: "dev needs none", env: dev, plan: open},
-		{name: "staging --yes", env: staging, plan: gated, yes: true},
-		{name: "staging in CI without --yes", env: staging, plan: gated, want: "deploy r: staging requires approval: pass --yes (CI), or run it on a terminal to confirm"},
-		{name: "staging on a terminal", env: staging, plan: gated, in: "yes\n", terminal: true, asked: "Deploy r? [y/N] "},
-		{name: "staging refused", env: staging, plan: gated, in: "\n", terminal: true, want: "not approved: nothing was changed in staging"},
-		{name: "prod --yes alone", env: prod, plan: gated, yes: true, want: "deploy r: prod is production: --yes needs --approve-prod as well, or confirm on a terminal"},
-		{name: "prod --yes --approve-prod", env: prod, plan: gated, yes: true, ap: true},
-		{name: "prod typed", env: prod, plan: gated, in: "prod\n", terminal: true, asked: `This is production: type "prod" to confirm: `},
-		{name: "prod y is not enough", env: prod, plan: gated, in: "y\n", terminal: true, want: "not confirmed: nothing was changed in prod"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var errOut bytes.Buffer
-			ios := &IOStreams{In: strings.NewReader(tt.in), ErrOut: &errOut, ErrIsTerminal: tt.terminal}
-			err := approve(ios, tt.env, tt.plan, tt.yes, tt.ap, "Deploy r")
-			if tt.want != "" {
-				assert.EqualError(t, err, tt.want)
-			} else {
-				assert.NoError(t, err)
-			}
-			assert.Contains(t, errOut.String(), tt.asked)
-		})
-	}
-}

@@ -71,20 +71,20 @@ func TestEndToEndPromotion(t *testing.T) {
 	rel := built.Release
 	require.NotNil(t, rel)
 
-	run("push", "--env", "staging")
+	run("push", "--env", "staging", "--yes", "--approve-prod")
 	pushed, err := release.Store{Dir: g.releaseDir}.Get(rel.ID)
 	require.NoError(t, err)
 	for _, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
 		require.NotEmpty(t, pushed.Images[svc].Digest, svc)
 	}
 
-	run("deploy", "--env", "staging", "--yes")
+	run("deploy", "--env", "staging", "--yes", "--approve-prod")
 
 	f, out, errOut := factory()
-	require.NoError(t, runVerify(ctx, f, g, &verifyOptions{env: "staging", output: "table", tune: quickVerify()}), out.String()+errOut.String())
+	require.NoError(t, runVerify(ctx, f, g, &verifyOptions{env: "staging", output: "table", tune: quickVerify(), approval: approvalFlags{yes: true, approveProd: true}}), out.String()+errOut.String())
 
 	f, out, errOut = factory()
-	po := &promoteOptions{output: "table", yes: true, approveProd: true, verifyFrom: quickVerify(), verifyTo: quickVerify(), poll: 100 * time.Millisecond}
+	po := &promoteOptions{output: "table", approval: approvalFlags{yes: true, approveProd: true}, verifyFrom: quickVerify(), verifyTo: quickVerify(), poll: 100 * time.Millisecond}
 	require.NoError(t, runPromote(ctx, f, g, po, "staging", "prod"), out.String()+errOut.String())
 	assert.Contains(t, out.String()+errOut.String(), "no layer moves")
 

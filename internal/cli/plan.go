@@ -129,7 +129,7 @@ func printPlan(ios *IOStreams, env *environment.Environment, p *ecs.Plan) error 
 	t := newTable(w, ios.OutIsTerminal, "REPOSITORY", "SERVICES", "SCAN", "TAGS", "ENCRYPTION", "KEEP")
 	for _, r := range p.Repositories {
 		t.add(r.Name, strings.Join(r.Services, ","), "on push", string(r.Settings.ImageTagMutability),
-			string(r.Settings.EncryptionConfiguration.EncryptionType), fmt.Sprintf("last %d", ecs.KeepReleases))
+			string(r.Settings.EncryptionConfiguration.EncryptionType), fmt.Sprintf("releases; untagged %dd", ecs.UntaggedExpiryDays))
 	}
 	if err := t.flush(); err != nil {
 		return err

@@ -92,7 +92,7 @@ func TestPlanSummary(t *testing.T) {
 		"Plan for prod: account 333333333333, ap-northeast-1, cluster vmctl-prod",
 		"release r7 (revision feedc0de); blue-green deploys, each deploy needs approval",
 		"Logs: /vmctl/prod/app, kept 30 days",
-		"vmapp/backend\tbackend\ton push\tIMMUTABLE\tKMS\tlast 10",
+		"vmapp/backend\tbackend\ton push\tIMMUTABLE\tKMS\treleases; untagged 14d",
 		"vmctl-prod-openvoice\tvmapp/openvoice@sha256:",
 		"\tEC2\t4096\t15360\t8001/tcp\t/health, CMD every 15s\t1 GPU",
 		"vmctl-prod-frontend\tvmapp/frontend@sha256:",

@@ -1,18 +1,15 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/deploy"
@@ -23,8 +20,7 @@ import (
 )
 
 type promoteOptions struct {
-	yes             bool
-	approveProd     bool
+	approval        approvalFlags
 	allowVulnerable string
 	fromProfile     string
 	toProfile       string
@@ -43,9 +39,9 @@ func newPromoteCmd(f *Factory, g *globalOptions) *cobra.Command {
 		Use:   "promote A B [--yes] [--approve-prod] [--allow-vulnerable REASON]",
 		Short: "Move the release running in A to B: the same digests, copied, never rebuilt",
 		Long: `Takes the release environment A runs, requires vmctl verify A to pass, and refuses
-it when ECR's scan of any of its images found a CRITICAL vulnerability (unless
---allow-vulnerable gives a reason, which is recorded on B's task definitions and
-services). Then copies the images to B's registry by digest: within one registry a
+it when ECR's scan of any of its images found a CRITICAL vulnerability or is missing,
+failed or unsupported (unless --allow-vulnerable gives a reason, which is recorded in
+the release manifest, on B's services and in B's audit log group). Then copies the images to B's registry by digest: within one registry a
 manifest-only retag (no layer moves); across accounts or regions a registry-to-registry
 copy that sends only the blobs B lacks and mounts what it can. Nothing is rebuilt and
 nothing passes through this machine's Docker Engine. Finally deploys the release to B
@@ -55,8 +51,9 @@ Credentials of each side are checked against its environment's account before
 anything is written. When A and B are different accounts, give each its profile with
 --from-profile and --to-profile.
 
-B's approval rule applies: --yes for CI; prod also needs --approve-prod, or a typed
-confirmation on a terminal.
+B's approval rule applies: a protected B (prod) needs --yes --approve-prod or its name
+typed on a terminal; another B with approval_required needs --yes or a y. A protected A
+approves verify's CUDA probe task there the same way.
 
 Exit codes: 0 promoted and verified, 3 verify did not pass in A (nothing written) or
 in B (deployed, not verified), 1 anything else.`,
@@ -66,9 +63,8 @@ in B (deployed, not verified), 1 anything else.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&o.yes, "yes", false, "approve the deploy to B without asking (CI)")
-	fl.BoolVar(&o.approveProd, "approve-prod", false, "with --yes, also approve a deploy to prod")
-	fl.StringVar(&o.allowVulnerable, "allow-vulnerable", "", "ship despite CRITICAL scan findings, for this recorded reason")
+	o.approval.register(fl)
+	fl.StringVar(&o.allowVulnerable, "allow-vulnerable", "", "ship despite CRITICAL findings or a missing, failed or unsupported scan, for this recorded reason")
 	fl.StringVar(&o.fromProfile, "from-profile", "", "AWS profile for A (default: the ambient credentials)")
 	fl.StringVar(&o.toProfile, "to-profile", "", "AWS profile for B (default: the ambient credentials)")
 	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
@@ -118,13 +114,33 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "promoting from %s (account %s as %s) to %s (account %s as %s)\n", from, idA.Account, idA.ARN, to, idB.Account, idB.ARN)
+	ap := f.approval(o.approval)
+	// Verify A starts the CUDA probe task there: a write like any other.
+	planA, err := ecs.Render(st, envA, release.Release{})
+	if err != nil {
+		return err
+	}
+	if err := approveProbe(ap, envA, planA, o.verifyFrom.NoProbe); err != nil {
+		return err
+	}
 	opts := deploy.PromoteOptions{
 		From: from, To: to,
 		Render: func(name string, rel release.Release) (*ecs.Plan, error) { return ecs.Render(st, envs[name], rel) },
 		Resolve: func(id string, digests map[string]string) (*release.Release, error) {
 			return storedOrRunning(f, g, from, id, digests)
 		},
-		Approve:         func(ctx context.Context, p deploy.PromotePlan) error { return approvePromotion(f, o, envB, p) },
+		Approve: func(ctx context.Context, p deploy.PromotePlan) error {
+			if err := approvePromotion(f, ap, envB, p); err != nil {
+				return err
+			}
+			if len(p.Vulnerable) == 0 {
+				return nil
+			}
+			// The manifest records the override before anything is written to B.
+			return recordInRelease(g, deploy.Override{Environment: to, Release: p.Release, Action: "promote " + from + " " + to,
+				Reason: p.AllowVulnerable, By: idB.ARN, At: time.Now().UTC(), Images: p.Vulnerable})
+		},
+		Actor:           idB.ARN,
 		AllowVulnerable: o.allowVulnerable,
 		VerifyFrom:      o.verifyFrom,
 		VerifyTo:        o.verifyTo,
@@ -157,9 +173,8 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	return err
 }
 
-// approvePromotion applies B's approval rule: none needed, --yes (and for
-// prod --approve-prod), or a typed confirmation on a terminal.
-func approvePromotion(f *Factory, o *promoteOptions, env *environment.Environment, p deploy.PromotePlan) error {
+// approvePromotion shows what the promotion writes into B and asks B's approval.
+func approvePromotion(f *Factory, ap vmaws.Approval, env *environment.Environment, p deploy.PromotePlan) error {
 	w := f.IO.ErrOut
 	how := "copied registry to registry (only missing blobs)"
 	if p.SameRegistry {
@@ -170,32 +185,9 @@ func approvePromotion(f *Factory, o *promoteOptions, env *environment.Environmen
 		fmt.Fprintf(w, "  %s  %s/%s -> %s/%s  %s\n", strings.Join(img.Services, ","), p.FromRegistry, img.From, p.ToRegistry, img.To, img.Digest)
 	}
 	if len(p.Vulnerable) > 0 {
-		fmt.Fprintf(w, "CRITICAL findings allowed: %s\n", p.AllowVulnerable)
+		fmt.Fprintf(w, "scan gate overridden (recorded as %s): %s: %s\n", deploy.TagAllowVulnerable, deploy.DescribeBlocked(p.Vulnerable), p.AllowVulnerable)
 	}
-	prod := env.Name == "prod"
-	if !env.AWS.Deployment.ApprovalRequired && !prod {
-		return nil
-	}
-	if o.yes && (!prod || o.approveProd) {
-		return nil
-	}
-	in, ok := f.IO.In.(*os.File)
-	if !ok || !term.IsTerminal(int(in.Fd())) {
-		if prod {
-			return fmt.Errorf("promote to %s needs approval: pass --yes --approve-prod, or run it on a terminal to confirm", env.Name)
-		}
-		return fmt.Errorf("promote to %s needs approval: pass --yes, or run it on a terminal to confirm", env.Name)
-	}
-	want := "yes"
-	if prod {
-		want = env.Name
-	}
-	fmt.Fprintf(w, "Deploy release %s to %s? Type %q to go on: ", p.Release, env.Name, want)
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	if strings.TrimSpace(line) != want {
-		return fmt.Errorf("promote to %s was not approved: nothing was written to %s", env.Name, env.Name)
-	}
-	return nil
+	return ap.Require(env, fmt.Sprintf("promote release %s to %s", p.Release, env.Name))
 }
 
 func printPromote(f *Factory, res *deploy.PromoteResult) error {

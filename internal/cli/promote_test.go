@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/environment"
@@ -53,18 +54,26 @@ func TestPromoteCommand(t *testing.T) {
 
 	// prod needs approval: --yes alone is not enough, and without a terminal nothing is asked.
 	o = w.promoteOptions()
-	o.yes = true
+	o.approval = approvalFlags{yes: true}
 	f, _, _ = w.factory("")
 	err = runPromote(ctx, f, w.g, o, "staging", "prod")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "promote to prod needs approval: pass --yes --approve-prod")
+	assert.ErrorIs(t, err, vmaws.ErrNotApproved)
+	assert.Contains(t, err.Error(), "run the one-off CUDA probe task in staging (verify): not approved: staging is protected: --yes needs --approve-prod as well")
+	assert.Zero(t, w.sim.Calls("ECS.RunTask"), "staging's probe task needs the approval too")
+	o.verifyFrom.NoProbe = true
+	f, _, _ = w.factory("")
+	err = runPromote(ctx, f, w.g, o, "staging", "prod")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, vmaws.ErrNotApproved)
+	assert.Contains(t, err.Error(), "promote release r1 to prod: not approved: prod is protected: --yes needs --approve-prod as well")
 	assert.Equal(t, before, prodWrites(w.sim), "nothing written")
 
 	// A CRITICAL finding blocks it.
 	backend := w.rel.Images["backend"].Digest
 	w.sim.PlantScanFindings("vmapp-demo/backend", backend, []awssim.ScanFinding{{Name: "CVE-2024-0001", Severity: "CRITICAL"}})
 	o = w.promoteOptions()
-	o.yes, o.approveProd = true, true
+	o.approval = approvalFlags{yes: true, approveProd: true}
 	f, _, _ = w.factory("")
 	err = runPromote(ctx, f, w.g, o, "staging", "prod")
 	require.ErrorIs(t, err, deploy.ErrVulnerable)

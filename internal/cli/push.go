@@ -17,9 +17,10 @@ import (
 )
 
 type pushOptions struct {
-	env     string
-	release string
-	output  string
+	env      string
+	release  string
+	output   string
+	approval approvalFlags
 }
 
 func newPushCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -31,7 +32,10 @@ func newPushCmd(f *Factory, g *globalOptions) *cobra.Command {
 ECR repositories with the settings vmctl plan renders (scan on push, immutable tags, KMS,
 lifecycle), pushes each image through the Docker Engine tagged with the release id (only the
 layers ECR lacks travel), then reads each manifest back from ECR and checks that its config
-digest is the image built locally. The digests are recorded in the release.`,
+digest is the image built locally. The digests are recorded in the release.
+
+Pushing writes to the environment's account: a protected environment needs --yes
+--approve-prod or a confirmation on a terminal, as every write there does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPush(cmd.Context(), f, g, o)
@@ -40,6 +44,7 @@ digest is the image built locally. The digests are recorded in the release.`,
 	cmd.Flags().StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
 	cmd.Flags().StringVar(&o.release, "release", "", "release id (default: the newest)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
+	o.approval.register(cmd.Flags())
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
 }
@@ -90,6 +95,9 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 	}
 	plan, err := ecs.Render(st, env, *rel)
 	if err != nil {
+		return err
+	}
+	if err := f.approval(o.approval).Require(env, fmt.Sprintf("push release %s to %s's registry %s", rel.ID, env.Name, env.AWS.Registry)); err != nil {
 		return err
 	}
 	docker, err := f.Docker(ctx)

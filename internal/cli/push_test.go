@@ -105,4 +105,12 @@ func TestBuildThenPush(t *testing.T) {
 	code, _, errOut = runWith(t, noGPU, simAWS(sim, "AKIADEV"), append(base, "push", "--env", "dev")...)
 	require.Equal(t, ExitOK, code, errOut)
 	assert.Equal(t, 4, sim.Calls("ECR.CreateRepository"), "the repositories exist now")
+
+	// prod is protected: a push there asks first; --yes alone writes nothing.
+	created, tokens := sim.Calls("ECR.CreateRepository"), sim.Calls("ECR.GetAuthorizationToken")
+	code, _, errOut = runWith(t, noGPU, simAWS(sim, "AKIAPROD"), append(base, "push", "--env", "prod", "--yes")...)
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, errOut, "push release "+built.Release.ID+" to prod's registry 333333333333.dkr.ecr.ap-northeast-1.amazonaws.com: not approved: prod is protected: --yes needs --approve-prod as well")
+	assert.Equal(t, created, sim.Calls("ECR.CreateRepository"))
+	assert.Equal(t, tokens, sim.Calls("ECR.GetAuthorizationToken"))
 }

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -15,11 +17,12 @@ import (
 )
 
 type rollbackOptions struct {
-	env    string
-	to     string
-	yes    bool
-	output string
-	poll   time.Duration
+	env             string
+	to              string
+	approval        approvalFlags
+	allowVulnerable string
+	output          string
+	poll            time.Duration
 }
 
 func newRollbackCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -30,10 +33,13 @@ func newRollbackCmd(f *Factory, g *globalOptions) *cobra.Command {
 		Long: `Without --to, goes back to the release before the one running, as ECS recorded it: each
 service returns to the newest earlier task definition revision of another release, as it is.
 With --to R, deploys release R like vmctl deploy does (a revision that ran R is reused, not
-registered again). The rollout is watched as a deploy's is. Environments that require
-approval for deploys require it here too: --yes, or a confirmation on a terminal.`,
+registered again); R must be a release the environment ran, as its task definition history
+shows. The rollout is watched as a deploy's is.
+
+Approval is a deploy's: a protected environment always needs --yes --approve-prod or its
+name typed on a terminal, and its scan gate applies (--allow-vulnerable, recorded).`,
 		Example: `  vmctl rollback --env staging
-  vmctl rollback --env prod --to r41 --yes`,
+  vmctl rollback --env prod --to r41 --yes --approve-prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRollback(cmd.Context(), f, g, o)
@@ -42,7 +48,8 @@ approval for deploys require it here too: --yes, or a confirmation on a terminal
 	fl := cmd.Flags()
 	fl.StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
 	fl.StringVar(&o.to, "to", "", "release id to go back to (default: the one before the running one)")
-	fl.BoolVarP(&o.yes, "yes", "y", false, "approve without asking (CI)")
+	o.approval.register(fl)
+	fl.StringVar(&o.allowVulnerable, "allow-vulnerable", "", "into a protected environment, roll back despite a missing, failed or CRITICAL scan, for this recorded reason")
 	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
@@ -73,10 +80,15 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 	}
 	c := deploy.NewClients(cfg)
 	w := f.IO.ErrOut
-	var action string
+	ap := f.approval(o.approval)
+	var override *scanOverride
 	if o.to != "" {
 		if plan.Unpinned {
 			return fmt.Errorf("roll %s back to %s: the release has no digest for some images: push it first (vmctl push --env %s --release %s)", env.Name, o.to, env.Name, o.to)
+		}
+		// Only a release that ran here is a way back; anything else is a deploy.
+		if err := deploy.CheckRanBefore(ctx, c, plan, o.to); err != nil {
+			return err
 		}
 		changes, err := deploy.Changes(ctx, c, plan)
 		if err != nil {
@@ -86,7 +98,13 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 		if !printChanges(w, changes) {
 			fmt.Fprintf(w, "%s runs release %s already: nothing to change\n", env.Name, o.to)
 		}
-		action = fmt.Sprintf("Roll %s back to release %s", env.Name, o.to)
+		action := fmt.Sprintf("roll %s back to release %s", env.Name, o.to)
+		if override, err = gateScans(ctx, f, c, env, id, plan, rel, o.allowVulnerable, action); err != nil {
+			return err
+		}
+		if err := approveChanges(ctx, f, c, env, plan, changes, ap, action); err != nil {
+			return err
+		}
 	} else {
 		t, err := deploy.PreviousRelease(ctx, c, plan)
 		if err != nil {
@@ -96,10 +114,29 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 		for _, svc := range slices.Sorted(maps.Keys(t.TaskDefinitions)) {
 			fmt.Fprintf(w, "  %s → %s\n", svc, taskDefName(t.TaskDefinitions[svc]))
 		}
-		action = fmt.Sprintf("Roll %s back from release %s to %s", env.Name, t.From, t.Release)
+		action := fmt.Sprintf("roll %s back from release %s to %s", env.Name, t.From, t.Release)
+		if env.Protected {
+			target, err := deploy.TargetRelease(ctx, c, t)
+			if err != nil {
+				return err
+			}
+			if override, err = gateScans(ctx, f, c, env, id, plan, target, o.allowVulnerable, action); err != nil {
+				return err
+			}
+		}
+		if err := ap.Require(env, action); err != nil {
+			return err
+		}
+		// The approval covers the target shown: stop if another deploy moved it.
+		now, err := deploy.PreviousRelease(ctx, c, plan)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(now, t) {
+			return fmt.Errorf("%s: %s changed between the preview and the approval (the way back is now %s → %s): nothing was written; run the command again", action, env.Name, now.From, now.Release)
+		}
 	}
-	// Going back is approved like going forward, but once: the release ran there before.
-	if err := approve(f.IO, env, plan, o.yes, true, action); err != nil {
+	if err := override.begin(g); err != nil {
 		return err
 	}
 	pw, events, err := rolloutOutput(f, g)
@@ -108,5 +145,8 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 	}
 	res, err := deploy.Rollback(ctx, c, deploy.RollbackOptions{Plan: plan, To: o.to, Progress: pw, Events: events, Poll: o.poll})
 	pw.Close()
+	if rerr := override.record(ctx, c, plan); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
 	return finishRollout(f, format, res, err)
 }

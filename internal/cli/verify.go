@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/doctor"
 	"github.com/vmctl/vmctl/internal/ecs"
@@ -18,9 +19,11 @@ import (
 )
 
 type verifyOptions struct {
-	env     string
-	release string
-	output  string
+	env      string
+	release  string
+	output   string
+	noProbe  bool
+	approval approvalFlags
 	// tune is the base of the checks' options: tests shorten the polls and
 	// run the demo image's check instead of OpenVoice's.
 	tune deploy.VerifyOptions
@@ -44,6 +47,10 @@ The release is the one the environment runs unless --release names another; its
 digests come from the local release manifest when there is one (the digests built and
 tested here), else from what ECS runs.
 
+The CUDA probe starts a task, so in a protected environment it needs approval like any
+write (--yes --approve-prod, or a confirmation on a terminal); --no-probe skips it and
+the table says so.
+
 Exit codes: 0 every check passed, 3 a check failed, 4 a check could not tell.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,6 +60,8 @@ Exit codes: 0 every check passed, 3 a check failed, 4 a check could not tell.`,
 	cmd.Flags().StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
 	cmd.Flags().StringVar(&o.release, "release", "", "release id (default: the one the environment runs)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
+	cmd.Flags().BoolVar(&o.noProbe, "no-probe", false, "skip the one-off CUDA probe task (the only check that starts anything)")
+	o.approval.register(cmd.Flags())
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
 }
@@ -91,6 +100,11 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 	opts := o.tune
 	opts.GPU = doctor.Requirements(env)
 	opts.Progress = pw
+	opts.NoProbe = opts.NoProbe || o.noProbe
+	if err := approveProbe(f.approval(o.approval), env, plan, opts.NoProbe); err != nil {
+		pw.Close()
+		return err
+	}
 	rep, err := deploy.Verify(ctx, clients, plan, rel, opts)
 	pw.Close()
 	if err != nil {
@@ -171,6 +185,18 @@ func printVerify(f *Factory, rep *deploy.VerifyReport) error {
 	}
 	for _, fix := range fixes {
 		fmt.Fprintf(w, "  next: %s\n", strings.TrimSpace(fix))
+	}
+	return nil
+}
+
+// approveProbe asks the environment's approval for the one-off CUDA probe task, the
+// only write verify makes, when the plan has a GPU service to probe.
+func approveProbe(ap vmaws.Approval, env *environment.Environment, plan *ecs.Plan, skip bool) error {
+	if skip || !slices.ContainsFunc(plan.Services, func(s ecs.Service) bool { return s.Hosts != nil }) {
+		return nil
+	}
+	if err := ap.Require(env, fmt.Sprintf("run the one-off CUDA probe task in %s (verify)", env.Name)); err != nil {
+		return fmt.Errorf("%w; or pass --no-probe to verify without it", err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
@@ -147,9 +148,22 @@ func TestVerifyCommand(t *testing.T) {
 	w := newCloudWorld(t)
 	ctx := context.Background()
 
-	// The release staging runs, from the local store: every check passes.
+	// Staging is protected, and the CUDA probe starts a task there: without approval
+	// verify refuses before it starts anything; --no-probe verifies without it, saying so.
 	f, out, errOut := w.factory("staging")
 	err := runVerify(ctx, f, w.g, &verifyOptions{env: "staging", output: "table", tune: quickVerify()})
+	require.ErrorIs(t, err, vmaws.ErrNotApproved)
+	assert.Contains(t, err.Error(), "or pass --no-probe to verify without it")
+	assert.Zero(t, w.sim.Calls("ECS.RunTask"))
+	f, out, errOut = w.factory("staging")
+	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", output: "table", tune: quickVerify(), noProbe: true})
+	require.NoError(t, err, errOut.String()+out.String())
+	assert.Regexp(t, `(?m)^cuda-probe	openvoice	skipped	not run \(--no-probe\)`, out.String())
+	assert.Zero(t, w.sim.Calls("ECS.RunTask"))
+
+	// Approved, the release staging runs, from the local store: every check passes.
+	f, out, errOut = w.factory("staging")
+	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", output: "table", tune: quickVerify(), approval: approvalFlags{yes: true, approveProd: true}})
 	require.NoError(t, err, errOut.String()+out.String())
 	assert.Contains(t, out.String(), "Verify staging (cluster vmctl-staging), release r1\n")
 	assert.Regexp(t, `(?m)^parity\tbackend\tpass\t2 running tasks run the release's backend sha256:`, out.String())
@@ -168,7 +182,7 @@ func TestVerifyCommand(t *testing.T) {
 	host := w.sim.GroupInstances(group)[0]
 	require.True(t, w.sim.SetInstanceGPU(host.ID, &awssim.GPUFacts{Model: "Tesla T4", DriverVersion: "418.87.01", MemoryMiB: 15360, ComputeCapability: "7.5"}))
 	f, out, _ = w.factory("staging")
-	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", release: "r1", output: "json", tune: quickVerify()})
+	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", release: "r1", output: "json", tune: quickVerify(), approval: approvalFlags{yes: true, approveProd: true}})
 	assert.Equal(t, ExitNotReady, exitCode(err))
 	assert.Contains(t, err.Error(), "gpu-host "+host.ID+" fail: driver 418.87.01")
 	var rep deploy.VerifyReport
@@ -181,7 +195,7 @@ func TestVerifyCommand(t *testing.T) {
 	tune := quickVerify()
 	tune.ProbeTimeout = time.Millisecond
 	f, out, _ = w.factory("staging")
-	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", output: "table", tune: tune})
+	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", output: "table", tune: tune, approval: approvalFlags{yes: true, approveProd: true}})
 	assert.Equal(t, ExitUnknown, exitCode(err))
 	assert.Regexp(t, `(?m)^cuda-probe\topenvoice\tunknown\tthe CUDA check task \w+ did not finish within 1ms`, out.String())
 

@@ -25,6 +25,8 @@ type ECS interface {
 	RunTask(ctx context.Context, in *ecs.RunTaskInput, opts ...func(*ecs.Options)) (*ecs.RunTaskOutput, error)
 	// StopTask ends verify's CUDA check task when it runs out of time.
 	StopTask(ctx context.Context, in *ecs.StopTaskInput, opts ...func(*ecs.Options)) (*ecs.StopTaskOutput, error)
+	// TagResource records a scan override on the services.
+	TagResource(ctx context.Context, in *ecs.TagResourceInput, opts ...func(*ecs.Options)) (*ecs.TagResourceOutput, error)
 }
 
 // Scaling is the part of the Application Auto Scaling client deploy uses.
@@ -82,10 +84,12 @@ type Clients struct {
 	AutoScaling AutoScaling
 	SSM         SSM
 	Logs        Logs
+	Audit       Audit
 }
 
 // NewClients builds every client from one SDK configuration.
 func NewClients(cfg sdkaws.Config) Clients {
+	logs := cloudwatchlogs.NewFromConfig(cfg)
 	return Clients{
 		ECS:         ecs.NewFromConfig(cfg),
 		ECR:         ecr.NewFromConfig(cfg),
@@ -93,6 +97,7 @@ func NewClients(cfg sdkaws.Config) Clients {
 		ELB:         elasticloadbalancingv2.NewFromConfig(cfg),
 		AutoScaling: autoscaling.NewFromConfig(cfg),
 		SSM:         ssm.NewFromConfig(cfg),
-		Logs:        cloudwatchlogs.NewFromConfig(cfg),
+		Logs:        logs,
+		Audit:       logs,
 	}
 }

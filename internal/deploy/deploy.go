@@ -483,10 +483,15 @@ func (d *deployer) apply(ctx context.Context, st *serviceState, r *rollout) (*ro
 }
 
 // SpecHash is the content hash of a rendered task definition registration, without the
-// tag that carries it.
+// tag that carries it. It hashes the canonical JSON without unset fields: with
+// json.Marshal, every field a new SDK version adds (as null) would change every hash and
+// make the next deploy register every task definition again.
 func SpecHash(in awsecs.RegisterTaskDefinitionInput) string {
 	in.Tags = slices.DeleteFunc(slices.Clone(in.Tags), func(t ecstypes.Tag) bool { return sdkaws.ToString(t.Key) == SpecTag })
-	b, err := json.Marshal(in)
+	if len(in.Tags) == 0 {
+		in.Tags = nil // unset, like the rest
+	}
+	b, err := ecs.CanonicalJSON(in)
 	if err != nil {
 		panic(fmt.Sprintf("deploy: a task definition that does not marshal: %v", err)) // plain data; cannot happen
 	}

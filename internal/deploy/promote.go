@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -25,7 +26,7 @@ import (
 // negative verdict from a failure.
 var (
 	ErrVerifyFailed = errors.New("verify did not pass")
-	ErrVulnerable   = errors.New("a CRITICAL vulnerability was found")
+	ErrVulnerable   = errors.New("the scan gate is closed")
 )
 
 // Tags that record a promotion on B's task definitions and services.
@@ -50,6 +51,8 @@ type PromoteOptions struct {
 	// AllowVulnerable, when not empty, is why CRITICAL findings may ship; it
 	// is recorded on B's task definitions and services.
 	AllowVulnerable string
+	// Actor is who promotes (the caller's ARN in B), for the audit record.
+	Actor string
 
 	VerifyFrom, VerifyTo VerifyOptions
 	Progress             progress.Writer
@@ -175,18 +178,13 @@ func Promote(ctx context.Context, from, to Clients, opts PromoteOptions) (*Promo
 	}
 	res.Plan.Images = images
 
-	res.Scans, err = scanImages(ctx, from.ECR, images, opts, pw)
+	res.Scans, res.Plan.Vulnerable, err = GateScans(ctx, from.ECR, images, ScanOptions{Timeout: opts.ScanTimeout, Poll: opts.VerifyFrom.Poll, Progress: pw})
 	if err != nil {
 		return res, err
 	}
-	for _, s := range res.Scans {
-		if len(s.Critical) > 0 || s.Counts["CRITICAL"] > 0 {
-			res.Plan.Vulnerable = append(res.Plan.Vulnerable, s)
-		}
-	}
 	if len(res.Plan.Vulnerable) > 0 {
 		if strings.TrimSpace(opts.AllowVulnerable) == "" {
-			return res, fmt.Errorf("promote %s to %s: %w: %s: rebuild on patched bases, or pass --allow-vulnerable \"why\" to ship it anyway (the reason is recorded)", rel.ID, opts.To, ErrVulnerable, describeVulnerable(res.Plan.Vulnerable))
+			return res, fmt.Errorf("promote %s to %s: %w: %s: rebuild on patched bases or rescan, or pass --allow-vulnerable \"why\" to ship it anyway (the reason is recorded)", rel.ID, opts.To, ErrVulnerable, describeVulnerable(res.Plan.Vulnerable))
 		}
 		res.AllowVulnerable = opts.AllowVulnerable
 		pw.Event(progress.Event{Resource: "scan", Status: progress.Warning, Text: "Allowed", Detail: describeVulnerable(res.Plan.Vulnerable) + ": " + opts.AllowVulnerable})
@@ -222,6 +220,13 @@ func Promote(ctx context.Context, from, to Clients, opts PromoteOptions) (*Promo
 
 	recordPromotion(planB, opts.From, res.AllowVulnerable)
 	res.Deploy, err = Deploy(ctx, to, Options{Plan: planB, Release: rel, Progress: pw, Events: opts.Events, Poll: opts.Poll})
+	if res.AllowVulnerable != "" {
+		// Recorded whatever the rollout did: the images were let in.
+		o := Override{Environment: opts.To, Release: rel.ID, Action: "promote " + opts.From + " " + opts.To, Reason: res.AllowVulnerable, By: opts.Actor, At: time.Now().UTC(), Images: res.Plan.Vulnerable}
+		if rerr := RecordOverride(ctx, to, planB, o); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
 	if err != nil {
 		return res, fmt.Errorf("deploy %s to %s: %w", rel.ID, opts.To, err)
 	}
@@ -298,6 +303,10 @@ func promoteImages(planA, planB *ecs.Plan, rel *release.Release) ([]PromoteImage
 func describeVulnerable(scans []ImageScan) string {
 	var parts []string
 	for _, s := range scans {
+		if !scanFinished(s) {
+			parts = append(parts, fmt.Sprintf("%s %s: scan %s", s.Service, shortDigest(s.Digest), cmp.Or(s.Status, "missing")))
+			continue
+		}
 		what := fmt.Sprintf("%d CRITICAL", max(s.Counts["CRITICAL"], int32(len(s.Critical))))
 		if len(s.Critical) > 0 {
 			what += " (" + strings.Join(firstN(s.Critical, 3), ", ") + ")"
@@ -307,10 +316,14 @@ func describeVulnerable(scans []ImageScan) string {
 	return strings.Join(parts, "; ")
 }
 
-// scanImages reads each image's ECR scan in A, waiting for one in progress.
-func scanImages(ctx context.Context, api ECRAll, images []PromoteImage, opts PromoteOptions, pw progress.Writer) ([]ImageScan, error) {
-	timeout := cmp.Or(opts.ScanTimeout, 5*time.Minute)
-	poll := cmp.Or(opts.VerifyFrom.Poll, 2*time.Second)
+// scanImages reads each image's ECR scan in its repository, waiting for one in progress.
+func scanImages(ctx context.Context, api ECRAll, images []PromoteImage, opts ScanOptions) ([]ImageScan, error) {
+	timeout := cmp.Or(opts.Timeout, 5*time.Minute)
+	poll := cmp.Or(opts.Poll, 2*time.Second)
+	pw := opts.Progress
+	if pw == nil {
+		pw = progress.Discard{}
+	}
 	var out []ImageScan
 	for _, img := range images {
 		s, err := scanImage(ctx, api, img, timeout, poll)
@@ -321,8 +334,8 @@ func scanImages(ctx context.Context, api ECRAll, images []PromoteImage, opts Pro
 		switch {
 		case len(s.Critical) > 0 || s.Counts["CRITICAL"] > 0:
 			status, detail = progress.Error, describeVulnerable([]ImageScan{s})
-		case s.Status != string(ecrtypes.ScanStatusComplete) && s.Status != string(ecrtypes.ScanStatusActive):
-			status = progress.Warning
+		case !scanFinished(s):
+			status = progress.Error
 		}
 		pw.Event(progress.Event{Resource: "scan " + strings.Join(img.Services, ","), Status: status, Text: "Scanned", Detail: detail})
 		out = append(out, s)
@@ -457,19 +470,20 @@ func setTag(tags []ecstypes.Tag, k, v string) []ecstypes.Tag {
 	return append(tags, ecstypes.Tag{Key: sdkaws.String(k), Value: sdkaws.String(v)})
 }
 
-// tagValue fits free text into an ECS tag value: at most 256 of letters,
-// digits, spaces and _ . : / = + - @.
+// tagValue fits free text into an ECS tag value: at most 256 characters that are
+// letters and digits in any script, spaces, and _ . : / = + - @ (AWS's tag rule), so a
+// reason written in Japanese is kept, not emptied.
 func tagValue(s string) string {
 	clean := strings.Map(func(r rune) rune {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(" _.:/=+-@", r):
+		case unicode.IsLetter(r), unicode.IsNumber(r), unicode.IsMark(r), strings.ContainsRune(" _.:/=+-@", r):
 			return r
 		}
 		return ' '
 	}, s)
 	clean = strings.Join(strings.Fields(clean), " ")
-	if len(clean) > 256 {
-		clean = clean[:256]
+	if r := []rune(clean); len(r) > 256 {
+		clean = string(r[:256])
 	}
 	return clean
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/release"
 )
 
 // rollbackWindow is how many revisions before the running one Rollback looks through for
@@ -148,4 +149,84 @@ func describeGroups(m map[string][]string) string {
 		parts = append(parts, k+": "+strings.Join(m[k], ", "))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// CheckRanBefore refuses a rollback to a release the environment never ran: every
+// service must have a revision of it among its recent task definitions (the running
+// one and the rollback window before it). Anything else is a deploy, with a deploy's
+// checks, not a way back.
+func CheckRanBefore(ctx context.Context, c Clients, plan *ecs.Plan, id string) error {
+	var names []string
+	for _, s := range plan.Services {
+		names = append(names, s.Name)
+	}
+	svcs, err := describeServices(ctx, c.ECS, plan.Cluster, names)
+	if err != nil {
+		return err
+	}
+	deployHint := fmt.Sprintf("deploy it instead (vmctl deploy --env %s --release %s), with a deploy's checks", plan.Environment, id)
+	for _, n := range names {
+		svc, ok := svcs[n]
+		if !ok {
+			return fmt.Errorf("roll %s back to %s: service %s is not deployed there, so %s never ran there: %s", plan.Environment, id, n, id, deployHint)
+		}
+		td, tags, err := describeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
+		if err != nil {
+			return err
+		}
+		if td == nil {
+			return fmt.Errorf("roll %s back to %s: service %s runs a task definition ECS does not show: %s", plan.Environment, id, n, deployHint)
+		}
+		ran := []string{tags[ReleaseTag]}
+		family := sdkaws.ToString(td.Family)
+		// From the family's newest revision: after a rollback, the release rolled back
+		// from is newer than the one running, and is a way back too.
+		top := td.Revision
+		if latest, _, err := describeTaskDef(ctx, c.ECS, family); err != nil {
+			return err
+		} else if latest != nil {
+			top = max(top, latest.Revision)
+		}
+		for rev := top; rev >= 1 && rev > top-int32(rollbackWindow) && !slices.Contains(ran, id); rev-- {
+			if rev == td.Revision {
+				continue
+			}
+			_, oldTags, err := describeTaskDef(ctx, c.ECS, fmt.Sprintf("%s:%d", family, rev))
+			if err != nil {
+				return err
+			}
+			if r := oldTags[ReleaseTag]; r != "" && !slices.Contains(ran, r) {
+				ran = append(ran, r)
+			}
+		}
+		if !slices.Contains(ran, id) {
+			ran = slices.DeleteFunc(ran, func(r string) bool { return r == "" })
+			return fmt.Errorf("roll %s back to %s: %s never ran release %s in %s (its last releases: %s): pick one of those, or %s", plan.Environment, id, n, id, plan.Environment, strings.Join(ran, ", "), deployHint)
+		}
+	}
+	return nil
+}
+
+// TargetRelease is the release a rollback without a named release returns to, with
+// the digests its revisions pin, so the scan gate can judge them.
+func TargetRelease(ctx context.Context, c Clients, t *RollbackTarget) (*release.Release, error) {
+	rel := &release.Release{ID: t.Release, Images: map[string]release.Image{}}
+	for svc, arn := range t.TaskDefinitions {
+		td, _, err := describeTaskDef(ctx, c.ECS, arn)
+		if err != nil {
+			return nil, err
+		}
+		if td == nil {
+			return nil, fmt.Errorf("task definition %s of %s is gone", familyRevision(arn), svc)
+		}
+		for _, cd := range td.ContainerDefinitions {
+			if sdkaws.ToString(cd.Name) != svc {
+				continue
+			}
+			if _, digest, ok := strings.Cut(sdkaws.ToString(cd.Image), "@"); ok {
+				rel.Images[svc] = release.Image{Digest: digest}
+			}
+		}
+	}
+	return rel, nil
 }

@@ -34,6 +34,9 @@ const (
 	Pass    Verdict = "pass"
 	Fail    Verdict = "fail"
 	Unknown Verdict = "unknown" // the check could not tell
+	// Skipped: the operator chose not to run the check (verify --no-probe); the
+	// table says so, and the verdict does not count it as passed or failed.
+	Skipped Verdict = "skipped"
 )
 
 // The checks verify makes.
@@ -87,7 +90,7 @@ func (r *VerifyReport) Passed() bool { return r.worst() == Pass }
 func (r *VerifyReport) Failed() []Check {
 	var out []Check
 	for _, c := range r.Checks {
-		if c.Verdict != Pass {
+		if c.Verdict != Pass && c.Verdict != Skipped {
 			out = append(out, c)
 		}
 	}
@@ -100,7 +103,7 @@ func (r *VerifyReport) worst() Verdict {
 		switch {
 		case c.Verdict == Fail:
 			return Fail
-		case c.Verdict != Pass:
+		case c.Verdict != Pass && c.Verdict != Skipped:
 			v = Unknown
 		}
 	}
@@ -128,6 +131,9 @@ type VerifyOptions struct {
 	ProbeCommand []string
 	// ProbeEnv is added to the check task's environment.
 	ProbeEnv map[string]string
+	// NoProbe skips the one-off CUDA check task, the one check that writes to the
+	// environment (it starts a task); the report says it was skipped.
+	NoProbe bool
 	// Endpoint replaces http://<load balancer DNS name> as the base of the
 	// health URLs (an HTTPS domain in front of the ALB, say).
 	Endpoint string
@@ -203,7 +209,7 @@ type verifier struct {
 
 // event reports a finished check to the progress view.
 func (v *verifier) event(c Check) {
-	status := map[Verdict]progress.Status{Pass: progress.Done, Fail: progress.Error, Unknown: progress.Warning}[c.Verdict]
+	status := map[Verdict]progress.Status{Pass: progress.Done, Fail: progress.Error, Unknown: progress.Warning, Skipped: progress.Warning}[c.Verdict]
 	v.opts.Progress.Event(progress.Event{Resource: "verify " + c.Check + " " + c.Subject, Status: status, Text: string(c.Verdict), Detail: c.Detail})
 }
 
@@ -708,6 +714,10 @@ func describeHost(inv gpu.Inventory, v gpu.Verdict) string {
 
 func (v *verifier) cudaProbe(ctx context.Context) []Check {
 	for _, s := range v.plan.Services {
+		if s.Hosts != nil && v.opts.NoProbe {
+			return v.done(Check{Check: CheckCUDAProbe, Subject: s.Name, Verdict: Skipped,
+				Detail: "not run (--no-probe): OpenVoice's own CUDA 11.8 check in its image was not made; the gpu-host rows cover the driver and GPU only"})
+		}
 		if s.Hosts != nil {
 			// One GPU service is all the stack has; its image is the one to probe.
 			return v.done(v.probe(ctx, s))

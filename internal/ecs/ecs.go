@@ -28,9 +28,11 @@ import (
 
 // Tuning that the seed leaves open; each is a constant so the plan and its tests agree.
 const (
-	// KeepReleases is how many images an ECR repository keeps: enough to roll back and to
-	// promote a release that is several behind.
+	// KeepReleases is how many task definition revisions back deploy and rollback look for
+	// a release that ran before (ECR keeps every release image; see repositories).
 	KeepReleases = 10
+	// UntaggedExpiryDays is how long ECR keeps an image no release tags (a failed push's).
+	UntaggedExpiryDays = 14
 	// CPUTarget is the target-tracking CPU utilisation, below the 80 % alarm of seed §7.3 so
 	// scaling acts before anyone is paged.
 	CPUTarget = 70.0
@@ -39,6 +41,8 @@ const (
 	// logGroupFormat names the one CloudWatch Logs group per environment; each service writes
 	// its own streams into it.
 	logGroupFormat = "/vmctl/%s/app"
+	// auditLogGroupFormat names the environment's audit log group (seed §7.2: kept a year).
+	auditLogGroupFormat = "/vmctl/%s/audit"
 )
 
 // Plan is what a deploy of one release to one AWS environment applies.
@@ -50,8 +54,11 @@ type Plan struct {
 	Release     ReleaseRef           `json:"release"`
 	Unpinned    bool                 `json:"unpinned,omitempty"` // some image is a tag, not a digest
 	Strategy    environment.Strategy `json:"strategy"`
-	Approval    bool                 `json:"approvalRequired,omitempty"`
+	Approval    bool                 `json:"approvalRequired,omitempty"` // a write asks first
+	Protected   bool                 `json:"protected,omitempty"`        // and always explicitly
 	LogGroup    LogGroup             `json:"logGroup"`
+	// AuditLogGroup keeps vmctl's record of decisions such as a scan override.
+	AuditLogGroup LogGroup `json:"auditLogGroup"`
 	// Order lists the services in start order: each level after everything it depends on.
 	Order        [][]string   `json:"order"`
 	Repositories []Repository `json:"repositories"`
@@ -210,8 +217,9 @@ func Render(st *stack.Stack, env *environment.Environment, rel release.Release) 
 		plan: &Plan{
 			Environment: env.Name, Account: a.AccountID, Region: a.Region, Cluster: a.Cluster,
 			Release:  ReleaseRef{ID: rel.ID, Revision: rel.Revision},
-			Strategy: a.Deployment.Strategy, Approval: a.Deployment.ApprovalRequired,
-			LogGroup: LogGroup{Name: fmt.Sprintf(logGroupFormat, env.Name), RetentionDays: a.Logs.AppRetentionDays},
+			Strategy: a.Deployment.Strategy, Approval: a.Deployment.ApprovalRequired || env.Protected, Protected: env.Protected,
+			LogGroup:      LogGroup{Name: fmt.Sprintf(logGroupFormat, env.Name), RetentionDays: a.Logs.AppRetentionDays},
+			AuditLogGroup: LogGroup{Name: fmt.Sprintf(auditLogGroupFormat, env.Name), RetentionDays: a.Logs.AuditRetentionDays},
 		},
 		taskOf: map[string]string{}, sidecars: map[string][]string{}, managed: map[string]Managed{},
 		storeRefs: map[string]*regexp.Regexp{},

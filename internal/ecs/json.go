@@ -21,6 +21,16 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// CanonicalJSON encodes v as MarshalJSON encodes a plan: SDK structs without their
+// unset fields. A hash of it stays the same when the SDK adds a field nobody sets.
+func CanonicalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := encode(&b, reflect.ValueOf(v), false); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 const sdkPrefix = "github.com/aws/aws-sdk-go-v2/"
 
 var (

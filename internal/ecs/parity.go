@@ -154,6 +154,7 @@ func AWSView(st *stack.Stack, p *Plan, env *environment.Environment) View {
 	var e facts
 	e.add("strategy", string(p.Strategy), true)
 	e.add("approval", strconv.FormatBool(p.Approval), true)
+	e.add("protected", strconv.FormatBool(p.Protected), true)
 	v.Services[EnvironmentFacts] = e
 	for _, m := range p.Managed {
 		v.Services[m.Service] = []Fact{{Field: "runs", Value: fmt.Sprintf("%s (%s) at %s", m.By, m.Detail, m.Endpoint), Declared: true}}

@@ -2,6 +2,7 @@ package ecs_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,7 +81,7 @@ func TestProdPlanHasTheSeed(t *testing.T) {
 		assert.True(t, r.Settings.ImageScanningConfiguration.ScanOnPush, r.Name)
 		assert.Equal(t, "IMMUTABLE", string(r.Settings.ImageTagMutability), r.Name)
 		assert.Equal(t, "KMS", string(r.Settings.EncryptionConfiguration.EncryptionType), r.Name)
-		assert.Contains(t, *r.Lifecycle.LifecyclePolicyText, `"countNumber":10`, r.Name)
+		assert.Contains(t, *r.Lifecycle.LifecyclePolicyText, `"tagStatus":"untagged"`, r.Name)
 	}
 }
 
@@ -606,3 +607,33 @@ func TestRenderNeedsAnAWSEnvironmentAndAValidRelease(t *testing.T) {
 func ptr(s string) *string    { return &s }
 func boolPtr(b bool) *bool    { return &b }
 func int32Ptr(n int32) *int32 { return &n }
+
+// The ECR lifecycle never selects a tagged image: every release image carries its release
+// id, and ECR cannot tell which of them an environment runs or may roll back to.
+func TestLifecycleExpiresOnlyUntaggedImages(t *testing.T) {
+	st := loadStack(t, stackFile)
+	for _, name := range []string{"dev", "staging", "prod"} {
+		plan, err := ecs.Render(st, loadEnv(t, name), fakeRelease())
+		require.NoError(t, err)
+		require.NotEmpty(t, plan.Repositories)
+		for _, r := range plan.Repositories {
+			var policy struct {
+				Rules []struct {
+					Selection struct {
+						TagStatus string `json:"tagStatus"`
+					} `json:"selection"`
+					Action struct {
+						Type string `json:"type"`
+					} `json:"action"`
+				} `json:"rules"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(*r.Lifecycle.LifecyclePolicyText), &policy), r.Name)
+			require.NotEmpty(t, policy.Rules, r.Name)
+			for _, rule := range policy.Rules {
+				if rule.Action.Type == "expire" {
+					assert.Equal(t, "untagged", rule.Selection.TagStatus, "%s %s: an expire rule may select untagged images only", name, r.Name)
+				}
+			}
+		}
+	}
+}

@@ -332,7 +332,10 @@ func trimZero(s string) string {
 }
 
 // repositories are one ECR repository per image: scanned on push, tags immutable (a release
-// ID names one image for good), encrypted with KMS, keeping the last KeepReleases images.
+// ID names one image for good), encrypted with KMS. The lifecycle expires untagged images
+// only: every release image carries its release id as a tag, and a rule counting images
+// ("keep the last N") would expire the one prod still runs, or the one rollback returns
+// to, once N newer ones were pushed. ECR cannot see what runs, so it never picks releases.
 func (r *renderer) repositories() []Repository {
 	users := map[string][]string{}
 	for _, s := range r.plan.Services {
@@ -343,8 +346,8 @@ func (r *renderer) repositories() []Repository {
 	}
 	policy, _ := json.Marshal(map[string]any{"rules": []any{map[string]any{
 		"rulePriority": 1,
-		"description":  fmt.Sprintf("keep the last %d releases", KeepReleases),
-		"selection":    map[string]any{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KeepReleases},
+		"description":  fmt.Sprintf("expire untagged images after %d days; release images are kept for rollback and promotion", UntaggedExpiryDays),
+		"selection":    map[string]any{"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": UntaggedExpiryDays},
 		"action":       map[string]any{"type": "expire"},
 	}}})
 	var out []Repository

@@ -60,6 +60,10 @@ type Environment struct {
 
 	Kind        Kind   `yaml:"kind"`
 	Description string `yaml:"description"`
+	// Protected makes every write into the environment (push, deploy, promote, rollback,
+	// infra apply, verify's probe task) need explicit approval, always: no other setting
+	// turns that off. It is on for prod, and for staging as shipped.
+	Protected bool `yaml:"protected"`
 	// AppSourcePath is app_source as written (kind local only); AppSource resolves it.
 	AppSourcePath string `yaml:"app_source"`
 	AWS           *AWS   `yaml:"aws"` // kind aws only

@@ -33,6 +33,10 @@ func TestShippedEnvironments(t *testing.T) {
 	require.NotNil(t, local.Services["openvoice"].GPU)
 	assert.Equal(t, 8192, local.Services["openvoice"].GPU.MinMemoryMiB)
 
+	// Protection is declared: staging and prod as shipped, never dev.
+	assert.False(t, envs["dev"].Protected)
+	assert.True(t, envs["staging"].Protected)
+	assert.True(t, envs["prod"].Protected)
 	for _, name := range []string{"dev", "staging", "prod"} {
 		e := envs[name]
 		require.Equal(t, KindAWS, e.Kind, name)
@@ -291,7 +295,7 @@ func TestInvalid(t *testing.T) {
 		{name: "root not a mapping", doc: "- kind: aws\n", reason: "expected a mapping, got a list", at: "- kind"},
 
 		// Unknown keys and wrong types, with dotted path and line.
-		{name: "unknown top-level key", changes: []change{{"kind: aws\n", "kind: aws\nname: dev\n"}}, field: "name", reason: "unknown key; known keys: app_source, aws, description, kind, services", at: "name: dev"},
+		{name: "unknown top-level key", changes: []change{{"kind: aws\n", "kind: aws\nname: dev\n"}}, field: "name", reason: "unknown key; known keys: app_source, aws, description, kind, protected, services", at: "name: dev"},
 		{name: "unknown nested key", changes: []change{{"    port: 8001\n", "    port: 8001\n    replicas: 3\n"}}, field: "services.openvoice.replicas", reason: "unknown key", at: "replicas: 3"},
 		{name: "unknown key in a list item", changes: []change{{"az: ap-northeast-1c}\n      database", "az: ap-northeast-1c, zone: x}\n      database"}}, field: "aws.network.subnets.private[1].zone", reason: "unknown key", at: "zone: x"},
 		{name: "unknown key in flow mapping", changes: []change{{"cudnn: \"8\"}", "cudnn: \"8\", vram: 1}"}}, field: "services.openvoice.gpu.vram", reason: "unknown key", at: "vram: 1"},
@@ -317,6 +321,8 @@ func TestInvalid(t *testing.T) {
 		{name: "missing gpu for ec2-gpu", changes: []change{{"    gpu: {count: 1, model: NVIDIA T4, min_memory_mib: 8192, cuda: \"11.8\", cudnn: \"8\"}\n", ""}}, field: "services.openvoice.gpu", reason: "is required", at: "  openvoice:\n"},
 		{name: "missing gpu min memory", changes: []change{{"min_memory_mib: 8192, ", ""}}, field: "services.openvoice.gpu.min_memory_mib", reason: "is required", at: "gpu: {"},
 		{name: "missing security group", changes: []change{{"      openvoice: sg-01111111111110005\n", ""}}, field: "aws.network.security_groups.openvoice", reason: "is required", at: "security_groups:"},
+		{name: "protected and auto", changes: []change{{"kind: aws\n", "kind: aws\nprotected: true\n"}}, field: "aws.deployment.auto", reason: "cannot be true in a protected environment", at: "auto: true"},
+		{name: "protected local", doc: localBase, changes: []change{{"kind: local\n", "kind: local\nprotected: true\n"}}, field: "protected", reason: "is only for kind aws", at: "protected: true"},
 		{name: "missing log retention", changes: []change{{"    audit_retention_days: 365\n", ""}}, field: "aws.logs.audit_retention_days", reason: "is required", at: "  logs:"},
 		{name: "local without app_source", doc: "kind: local\n", field: "app_source", reason: "is required", at: "kind"},
 

@@ -151,6 +151,9 @@ func (v *validator) environment(e *Environment) {
 		if e.AWS != nil {
 			v.fail("aws", "is only for kind aws")
 		}
+		if e.Protected {
+			v.fail("protected", "is only for kind aws: a local stack is yours to change")
+		}
 		for name, s := range e.Services {
 			v.localService("services."+name, s)
 		}
@@ -160,6 +163,9 @@ func (v *validator) environment(e *Environment) {
 		}
 		if v.required("aws") {
 			v.aws("aws", e.AWS, e.Services)
+			if e.Protected && e.AWS.Deployment.Auto {
+				v.fail("aws.deployment.auto", "cannot be true in a protected environment: every write into it waits for approval")
+			}
 		}
 		if len(e.Services) == 0 {
 			v.fail("services", "is required: at least one service")

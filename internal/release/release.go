@@ -22,6 +22,19 @@ type Release struct {
 	Created  time.Time        `json:"created,omitzero"`
 	By       string           `json:"by,omitempty"`
 	Images   map[string]Image `json:"images"` // keyed by compose service
+	// Overrides record each time images of this release shipped past the scan gate.
+	Overrides []Override `json:"overrides,omitempty"`
+}
+
+// Override is one decision to ship this release's images although the scan gate
+// blocked them: where, by whom, why, and which images.
+type Override struct {
+	Environment string    `json:"environment"`
+	Action      string    `json:"action"` // deploy, promote, rollback
+	Reason      string    `json:"reason"`
+	By          string    `json:"by,omitempty"`
+	At          time.Time `json:"at"`
+	Blocked     []string  `json:"blocked"` // "service sha256:…: why"
 }
 
 // Image is one service's image in a release.
