@@ -320,4 +320,3 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	require.Len(t, audit.Images, 1)
 	assert.Equal(t, "UNSUPPORTED_IMAGE", audit.Images[0].Status)
 }
-
