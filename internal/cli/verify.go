@@ -71,6 +71,12 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 	if err != nil {
 		return err
 	}
+	if o.release != "" {
+		// Before AWS is asked anything: a path is no release.
+		if err := release.ValidateID(o.release); err != nil {
+			return err
+		}
+	}
 	st, err := f.loadStack(ctx, g)
 	if err != nil {
 		return err

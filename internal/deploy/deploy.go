@@ -592,6 +592,29 @@ func describeServices(ctx context.Context, api ECS, cluster string, names []stri
 	return out, nil
 }
 
+// releaseTag is the release a task definition's tags name; "" for none. The id goes on to
+// name a manifest file (verify, promote, rollback), and anyone who may tag a task
+// definition can write the tag, so one that is no release id is refused, never used.
+func releaseTag(tags map[string]string) (string, error) {
+	id := tags[ReleaseTag]
+	if id == "" {
+		return "", nil
+	}
+	if err := release.ValidateID(id); err != nil {
+		return "", fmt.Errorf("its %s tag is %w", ReleaseTag, err)
+	}
+	return id, nil
+}
+
+// shownRelease is releaseTag for reports, which show a tag that is no release id as none.
+func shownRelease(tags map[string]string) string {
+	id, err := releaseTag(tags)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
 // describeTaskDef reads a task definition (family, family:revision or ARN) with its tags;
 // nil when ECS has none by that name.
 func describeTaskDef(ctx context.Context, api ECS, ref string) (*ecstypes.TaskDefinition, map[string]string, error) {
@@ -1022,7 +1045,10 @@ func CurrentRelease(ctx context.Context, c Clients, plan *ecs.Plan) (string, map
 		if td == nil {
 			return "", nil, fmt.Errorf("service %s runs %s, which ECS does not describe", n, sdkaws.ToString(svc.TaskDefinition))
 		}
-		rel := tags[ReleaseTag]
+		rel, err := releaseTag(tags)
+		if err != nil {
+			return "", nil, fmt.Errorf("service %s runs %s, an unknown release: %w: deploy a release with vmctl deploy --env %s", n, familyRevision(sdkaws.ToString(td.TaskDefinitionArn)), err, plan.Environment)
+		}
 		if rel == "" {
 			return "", nil, fmt.Errorf("service %s runs %s, which names no release (no %s tag): it was not deployed by vmctl; deploy a release with vmctl deploy --env %s", n, familyRevision(sdkaws.ToString(td.TaskDefinitionArn)), ReleaseTag, plan.Environment)
 		}

@@ -97,7 +97,10 @@ func PreviousRelease(ctx context.Context, c Clients, plan *ecs.Plan) (*RollbackT
 		if td == nil || tags[ReleaseTag] == "" {
 			return nil, fmt.Errorf("roll back %s: service %s runs %s, which names no release: %s", plan.Environment, n, familyRevision(sdkaws.ToString(svc.TaskDefinition)), hint)
 		}
-		from := tags[ReleaseTag]
+		from, err := releaseTag(tags)
+		if err != nil {
+			return nil, fmt.Errorf("roll back %s: service %s runs %s, an unknown release: %w: %s", plan.Environment, n, familyRevision(sdkaws.ToString(svc.TaskDefinition)), err, hint)
+		}
 		current[from] = append(current[from], n)
 		arn, rel, err := previousRevision(ctx, c.ECS, td, from)
 		if err != nil {
@@ -136,7 +139,11 @@ func previousRevision(ctx context.Context, api ECS, td *ecstypes.TaskDefinition,
 		if old == nil || old.Status != ecstypes.TaskDefinitionStatusActive {
 			continue
 		}
-		if r := tags[ReleaseTag]; r != "" && r != release {
+		r, err := releaseTag(tags)
+		if err != nil {
+			return "", "", fmt.Errorf("roll back: %s:%d, the revision before, runs an unknown release: %w: name the release with vmctl rollback --to R", family, rev, err)
+		}
+		if r != "" && r != release {
 			return sdkaws.ToString(old.TaskDefinitionArn), r, nil
 		}
 	}

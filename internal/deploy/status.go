@@ -111,7 +111,7 @@ func serviceStatus(ctx context.Context, c Clients, cluster string, svc *ecstypes
 	}
 	checked := false // its containers have health checks, so tasks report health
 	if td != nil {
-		ss.Release, ss.Digest = tags[ReleaseTag], imageDigest(mainImage(td, name))
+		ss.Release, ss.Digest = shownRelease(tags), imageDigest(mainImage(td, name))
 		checked = slices.ContainsFunc(td.ContainerDefinitions, func(c ecstypes.ContainerDefinition) bool { return c.HealthCheck != nil })
 	}
 	if ss.Tasks, err = taskHealth(ctx, c.ECS, cluster, name); err != nil {

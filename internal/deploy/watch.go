@@ -227,7 +227,7 @@ func (d *deployer) rollingBack(ctx context.Context, r *rollout, p *ecstypes.Depl
 	r.rollback = sdkaws.ToString(p.Id)
 	r.res.RolledBackTo = sdkaws.ToString(p.TaskDefinition)
 	if _, tags, err := describeTaskDef(ctx, d.c.ECS, r.res.RolledBackTo); err == nil {
-		r.rollbackRelease = tags[ReleaseTag]
+		r.rollbackRelease = shownRelease(tags)
 	}
 	r.phase = phaseRollingBack
 	d.report(r, progress.Error, "Rolling back", "to "+familyRevision(r.res.RolledBackTo)+releaseNote(r.rollbackRelease))

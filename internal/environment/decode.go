@@ -84,6 +84,9 @@ func decode(file string, data []byte, e *Environment) (map[string]int, error) {
 		return nil, &FieldError{File: file, Line: extra.Line, Reason: "a second YAML document; want exactly one"}
 	}
 	root := doc.Content[0]
+	if n := aliasedPast(root, maxAliasNodes); n != nil {
+		return nil, &FieldError{File: file, Line: n.Line, Reason: fmt.Sprintf("its aliases stand for over %d nodes: write the values out, or alias less", maxAliasNodes)}
+	}
 	w := walker{file: file, lines: map[string]int{"": root.Line}}
 	w.walk(root, reflect.TypeOf(e).Elem(), "")
 	if len(w.errs) > 0 {
@@ -93,6 +96,42 @@ func decode(file string, data []byte, e *Environment) (map[string]int, error) {
 		return nil, fmt.Errorf("%s: %w", file, err) // the walk should have caught it
 	}
 	return w.lines, nil
+}
+
+// maxAliasNodes bounds the nodes that aliases stand for in one file. A few nested anchors
+// can stand for billions of nodes ("billion laughs"), and the walk and the decode below
+// visit each; a real environment file needs few aliases, if any.
+const maxAliasNodes = 10_000
+
+// aliasedPast counts the nodes reached through aliases under n and returns the alias in n's own
+// tree at which the count passes limit, or nil. It stops there, so it costs at most the document's
+// own nodes plus limit.
+func aliasedPast(n *yaml.Node, limit int) *yaml.Node {
+	count := 0
+	var visit func(n, via *yaml.Node) *yaml.Node
+	visit = func(n, via *yaml.Node) *yaml.Node {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return nil
+			}
+			if via == nil {
+				via = n // the alias in the file's own tree, not one inside an anchor
+			}
+			n = n.Alias
+		}
+		if via != nil {
+			if count++; count > limit {
+				return via
+			}
+		}
+		for _, c := range n.Content {
+			if at := visit(c, via); at != nil {
+				return at
+			}
+		}
+		return nil
+	}
+	return visit(n, nil)
 }
 
 func syntaxError(file string, err error) error {

@@ -10,6 +10,7 @@ package environment
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -221,9 +222,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Load reads and strictly validates one environment file. Its name is the file name
 // without .yaml.
 func Load(path string) (*Environment, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read environment: %w", err)
+		return nil, err
 	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
@@ -242,6 +243,34 @@ func Load(path string) (*Environment, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// maxFileSize bounds an environment file. A real one is a few KiB; the bound keeps a
+// mistaken or hostile file from costing the parser much memory.
+const maxFileSize = 1 << 20
+
+// readFile reads path, refusing more than maxFileSize bytes before any is parsed.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read environment: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(size int64) error {
+		return &FieldError{File: path, Reason: fmt.Sprintf("%.1f MiB is over the 1 MiB limit for an environment file", float64(size)/(1<<20))}
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > maxFileSize {
+		return nil, tooBig(fi.Size())
+	}
+	// Read one byte past the limit: a file that grows, or is no regular file, is caught too.
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read environment: %w", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, tooBig(int64(len(data)))
+	}
+	return data, nil
 }
 
 // LoadNamed loads dir/name.yaml. An unknown name is an error wrapping ErrUnknownEnvironment

@@ -171,6 +171,9 @@ func (v *validator) environment(e *Environment) {
 			v.fail("services", "is required: at least one service")
 		}
 		v.services(e.Services)
+		if e.AWS != nil {
+			v.sameAccount(e.AWS, e.Services)
+		}
 	case "":
 		v.fail("kind", "is required (local or aws)")
 	default:
@@ -382,6 +385,40 @@ func (v *validator) services(services map[string]Service) {
 			}
 			if _, plain := s.Environment[key]; plain {
 				v.fail(p, "is also set in environment; a variable is either plain or secret")
+			}
+		}
+	}
+}
+
+var (
+	// arnPlace captures an ARN's region and account.
+	arnPlace = regexp.MustCompile(`^arn:[a-z-]+:[a-z0-9-]+:([a-z0-9-]*):(\d{12}):`)
+	// ecrHost captures an ECR registry's account and region; other registries have neither.
+	ecrHost = regexp.MustCompile(`^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
+)
+
+// sameAccount checks that the secrets and the registry are in the environment's own
+// account and region: one copied from another environment's file would have dev's tasks
+// read prod's secrets, or deploy prod's images.
+func (v *validator) sameAccount(a *AWS, services map[string]Service) {
+	if !accountID.MatchString(a.AccountID) || !region.MatchString(a.Region) {
+		return // reported already
+	}
+	check := func(path, what, account, reg string) {
+		if account != a.AccountID {
+			v.fail(path, "%s is in account %s, not in aws.account_id %s: an environment uses only its own account", what, account, a.AccountID)
+		}
+		if reg != a.Region {
+			v.fail(path, "%s is in region %s, not in aws.region %s: an environment uses only its own region", what, reg, a.Region)
+		}
+	}
+	if m := ecrHost.FindStringSubmatch(a.Registry); m != nil {
+		check("aws.registry", "the registry", m[1], m[2])
+	}
+	for name, s := range services {
+		for key, arn := range s.Secrets {
+			if m := arnPlace.FindStringSubmatch(arn); m != nil && secretARN.MatchString(arn) {
+				check("services."+name+".secrets."+key, "the secret", m[2], m[1])
 			}
 		}
 	}

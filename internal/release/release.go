@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -52,7 +53,8 @@ type Image struct {
 
 var (
 	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	// An ID becomes an ECR tag, so it follows ECR's tag rules.
+	// An ID becomes an ECR tag and a file name, so it follows ECR's tag rules, which leave
+	// out slashes and a leading dot.
 	idRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	// ECR repository names: lowercase path components joined by /.
 	repoRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
@@ -76,11 +78,21 @@ func Load(path string) (*Release, error) {
 	return &r, nil
 }
 
+// ValidateID checks that id has the shape of a release id (20261130T041500Z-3f9c2a1b7d4e).
+// An id names a manifest file and an image tag, so one from a flag or an ECS tag must pass
+// before it is used: "../x" would otherwise reach outside the release directory.
+func ValidateID(id string) error {
+	if !idRE.MatchString(id) || strings.Contains(id, "..") {
+		return fmt.Errorf("release %q: not a release id: it must be letters, digits, _ . - (at most 128, no ..), as vmctl releases lists them", id)
+	}
+	return nil
+}
+
 // Validate checks the ID, every repository and every digest.
 func (r Release) Validate() error {
 	var errs []error
-	if r.ID != "" && !idRE.MatchString(r.ID) {
-		errs = append(errs, fmt.Errorf("id %q is not a valid image tag (letters, digits, _ . -; at most 128)", r.ID))
+	if r.ID != "" && (!idRE.MatchString(r.ID) || strings.Contains(r.ID, "..")) {
+		errs = append(errs, fmt.Errorf("id %q is not a valid image tag (letters, digits, _ . -; at most 128, no ..)", r.ID))
 	}
 	for _, svc := range slices.Sorted(maps.Keys(r.Images)) {
 		img := r.Images[svc]

@@ -21,7 +21,14 @@ type Store struct {
 	Dir string
 }
 
-func (s Store) path(id string) string { return filepath.Join(s.Dir, id+".json") }
+// path is the manifest file of id; it refuses an id that is not one, so no flag or tag
+// can name a file outside the store.
+func (s Store) path(id string) (string, error) {
+	if err := ValidateID(id); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Dir, id+".json"), nil
+}
 
 // ErrNotFound is returned for a release that is not in the store.
 var ErrNotFound = errors.New("no such release")
@@ -34,24 +41,57 @@ func (s Store) Save(r Release) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("save release %s: %w", r.ID, err)
 	}
+	path, err := s.path(r.ID)
+	if err != nil {
+		return fmt.Errorf("save release: %w", err)
+	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return fmt.Errorf("save release: %w", err)
 	}
-	f, err := os.OpenFile(s.path(r.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp, err := s.writeTemp(r)
+	if err != nil {
+		return fmt.Errorf("save release %s: %w", r.ID, err)
+	}
+	defer os.Remove(tmp)
+	// A hard link, unlike a rename, fails when the manifest exists: a release is written
+	// once, whole, and never replaced.
+	err = os.Link(tmp, path)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("save release %s: it exists, and releases are immutable: build again for a new release", r.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("save release: %w", err)
 	}
-	enc := json.NewEncoder(f)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		f.Close()
-		os.Remove(s.path(r.ID))
-		return fmt.Errorf("save release %s: %w", r.ID, err)
+	return nil
+}
+
+// writeTemp writes r to a new file beside the manifests, to be linked or renamed into
+// place, so a crash never leaves half a manifest under a release's name. Its name starts
+// with a dot and does not end in .json, so List passes over any a crash leaves.
+func (s Store) writeTemp(r Release) (string, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
 	}
-	return f.Close()
+	f, err := os.CreateTemp(s.Dir, "."+r.ID+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // RecordDigests adds registry digests to a saved release. An image's digest,
@@ -75,28 +115,46 @@ func (s Store) RecordDigests(id string, digests map[string]string) (*Release, er
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	tmp := s.path(id) + ".tmp"
-	b, err := json.MarshalIndent(r, "", "  ")
+	path, err := s.path(id)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("record digests: %w", err)
+	tmp, err := s.writeTemp(*r)
+	if err != nil {
+		return nil, fmt.Errorf("record digests of release %s: %w", id, err)
 	}
 	// Rename is atomic: a crash leaves the old manifest or the new one, never half.
-	if err := os.Rename(tmp, s.path(id)); err != nil {
-		return nil, fmt.Errorf("record digests: %w", err)
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("record digests of release %s: %w", id, err)
 	}
 	return r, nil
 }
 
 // Get reads one release.
 func (s Store) Get(id string) (*Release, error) {
-	r, err := Load(s.path(id))
+	path, err := s.path(id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.load(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s (list them with vmctl releases)", ErrNotFound, id)
 	}
 	return r, err
+}
+
+// load reads a manifest in the store, whose file name must be its id: the name is how
+// Get finds it, and the id is the tag a push gives its images.
+func (s Store) load(path string) (*Release, error) {
+	r, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if name := strings.TrimSuffix(filepath.Base(path), ".json"); r.ID != name {
+		return nil, fmt.Errorf("read release %s: its id is %q, not %q as its file name says: fix the id or the name", path, r.ID, name)
+	}
+	return r, nil
 }
 
 // List returns every release, newest first.
@@ -113,7 +171,7 @@ func (s Store) List() ([]Release, error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		r, err := Load(filepath.Join(s.Dir, e.Name()))
+		r, err := s.load(filepath.Join(s.Dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}

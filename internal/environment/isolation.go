@@ -1,0 +1,37 @@
+package environment
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// CheckAccountIsolation refuses env when it is not protected and shares its AWS account with
+// a protected environment in dir: prod, or one isProtected says is. A dev file that points at
+// prod's account would otherwise deploy to prod without prod's guards. Every environment
+// in dir is loaded, and a file that does not load is an error, since it might be protected.
+func CheckAccountIsolation(env *Environment, dir string, isProtected func(*Environment) bool) error {
+	guarded := func(e *Environment) bool { return e.Name == "prod" || (isProtected != nil && isProtected(e)) }
+	if env.Kind != KindAWS || env.AWS == nil || guarded(env) {
+		return nil
+	}
+	names, err := Names(dir)
+	if err != nil {
+		return fmt.Errorf("check %s's account against the other environments: %w", env.Name, err)
+	}
+	for _, name := range names {
+		if name == env.Name {
+			continue
+		}
+		other, err := Load(filepath.Join(dir, name+".yaml"))
+		if err != nil {
+			return fmt.Errorf("check %s's account against %s: %w", env.Name, name, err)
+		}
+		if other.Kind != KindAWS || other.AWS == nil || !guarded(other) || other.AWS.AccountID != env.AWS.AccountID {
+			continue
+		}
+		return &FieldError{File: env.File, Field: "aws.account_id", Reason: fmt.Sprintf(
+			"%s is also the account of %s (%s), which is protected, and %s is not: give %s an account of its own",
+			env.AWS.AccountID, other.Name, other.File, env.Name, env.Name)}
+	}
+	return nil
+}
