@@ -60,6 +60,11 @@ func awsTarget(ctx context.Context, f *Factory, g *globalOptions, name string) (
 	if env.Kind != environment.KindAWS {
 		return nil, vmaws.Identity{}, sdkaws.Config{}, usageError{fmt.Errorf("environment %s is %s, not an AWS environment: use vmctl up for local", name, env.Kind)}
 	}
+	// An unprotected file pointing at a protected environment's account would reach it
+	// without its guards.
+	if err := environment.CheckAccountIsolation(env, g.envDir); err != nil {
+		return nil, vmaws.Identity{}, sdkaws.Config{}, err
+	}
 	cfg, err := f.AWSConfig(ctx, env)
 	if err != nil {
 		return nil, vmaws.Identity{}, sdkaws.Config{}, err

@@ -32,3 +32,23 @@ func TestReleaseFlagsRefusePaths(t *testing.T) {
 		})
 	}
 }
+
+// A dev file pointing at prod's account is refused before any credentials are read.
+func TestUnprotectedFileInAProtectedAccountIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join("..", "..", "environments")
+	entries, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		require.NoError(t, err)
+		if e.Name() == "dev.yaml" {
+			b = []byte(strings.ReplaceAll(string(b), "111111111111", "333333333333"))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+	}
+	code, _, errOut := run(t, nil, "--env-dir", dir, "rollback", "--env", "dev")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, errOut, "333333333333 is also the account of prod")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "one line")
+}

@@ -52,32 +52,33 @@ func TestSecretsAndRegistryAreInTheEnvironmentsAccount(t *testing.T) {
 
 func TestCheckAccountIsolation(t *testing.T) {
 	inAccount := func(account string) string { return strings.ReplaceAll(base, "111111111111", account) }
+	protectedIn := func(account string) string {
+		doc := strings.Replace(inAccount(account), "kind: aws\n", "kind: aws\nprotected: true\n", 1)
+		return strings.Replace(doc, "auto: true", "auto: false", 1)
+	}
 	dir := t.TempDir()
 	for name, doc := range map[string]string{
-		"prod":    inAccount("333333333333"),
-		"staging": inAccount("222222222222"),
+		"prod":    protectedIn("333333333333"),
+		"staging": protectedIn("222222222222"),
 		"qa":      inAccount("444444444444"),
+		"prod-us": inAccount("555555555555"), // named like prod, but its file does not protect it
 		"local":   localBase,
 	} {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(doc), 0o600))
 	}
-	stagingProtected := func(e *Environment) bool { return e.Name == "staging" }
 	tests := []struct {
 		name, file, doc string
-		isProtected     func(*Environment) bool
 		want            string // "" when allowed
 	}{
-		{"its own account", "dev", inAccount("111111111111"), stagingProtected, ""},
-		{"prod's account", "dev", inAccount("333333333333"), stagingProtected,
+		{"its own account", "dev", inAccount("111111111111"), ""},
+		{"prod's account", "dev", inAccount("333333333333"),
 			"aws.account_id: 333333333333 is also the account of prod (" + filepath.Join(dir, "prod.yaml") + "), which is protected, and dev is not: give dev an account of its own"},
-		{"a protected environment's account", "dev", inAccount("222222222222"), stagingProtected,
+		{"a protected environment's account", "dev", inAccount("222222222222"),
 			"aws.account_id: 222222222222 is also the account of staging"},
-		{"an unprotected environment's account", "dev", inAccount("444444444444"), stagingProtected, ""},
-		{"staging's account when nothing but prod is protected", "dev", inAccount("222222222222"), func(*Environment) bool { return false }, ""},
-		{"a protected environment with prod's account", "dev", inAccount("333333333333"), func(e *Environment) bool { return e.Name == "dev" }, ""},
-		{"prod with a protected environment's account", "prod", inAccount("222222222222"), stagingProtected, ""},
-		{"a local environment", "local", localBase, stagingProtected, ""},
-		{"no predicate", "dev", inAccount("333333333333"), nil, "aws.account_id: 333333333333 is also the account of prod"},
+		{"an unprotected environment's account", "dev", inAccount("444444444444"), ""},
+		{"the account of a file named like prod that is not protected", "dev", inAccount("555555555555"), ""},
+		{"a protected environment with prod's account", "dr", protectedIn("333333333333"), ""},
+		{"a local environment", "local", localBase, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +88,7 @@ func TestCheckAccountIsolation(t *testing.T) {
 			require.NoError(t, os.WriteFile(path, []byte(tt.doc), 0o600))
 			env, err := Load(path)
 			require.NoError(t, err)
-			err = CheckAccountIsolation(env, own, tt.isProtected)
+			err = CheckAccountIsolation(env, own)
 			if tt.want == "" {
 				require.NoError(t, err)
 				return
@@ -105,7 +106,7 @@ func TestCheckAccountIsolation(t *testing.T) {
 		require.NoError(t, os.WriteFile(path, []byte(inAccount("111111111111")), 0o600))
 		env, err := Load(path)
 		require.NoError(t, err)
-		require.ErrorContains(t, CheckAccountIsolation(env, own, stagingProtected), "check dev's account against prod: "+filepath.Join(own, "prod.yaml"))
+		require.ErrorContains(t, CheckAccountIsolation(env, own), "check dev's account against prod: "+filepath.Join(own, "prod.yaml"))
 	})
 }
 

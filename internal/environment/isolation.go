@@ -6,12 +6,12 @@ import (
 )
 
 // CheckAccountIsolation refuses env when it is not protected and shares its AWS account with
-// a protected environment in dir: prod, or one isProtected says is. A dev file that points at
-// prod's account would otherwise deploy to prod without prod's guards. Every environment
-// in dir is loaded, and a file that does not load is an error, since it might be protected.
-func CheckAccountIsolation(env *Environment, dir string, isProtected func(*Environment) bool) error {
-	guarded := func(e *Environment) bool { return e.Name == "prod" || (isProtected != nil && isProtected(e)) }
-	if env.Kind != KindAWS || env.AWS == nil || guarded(env) {
+// a protected environment in dir (protected: true in its file, whatever its name). A dev
+// file that points at prod's account would otherwise write to prod without prod's guards.
+// Every environment in dir is loaded, and a file that does not load is an error, since it
+// might be protected.
+func CheckAccountIsolation(env *Environment, dir string) error {
+	if env.Kind != KindAWS || env.AWS == nil || env.Protected {
 		return nil
 	}
 	names, err := Names(dir)
@@ -26,7 +26,7 @@ func CheckAccountIsolation(env *Environment, dir string, isProtected func(*Envir
 		if err != nil {
 			return fmt.Errorf("check %s's account against %s: %w", env.Name, name, err)
 		}
-		if other.Kind != KindAWS || other.AWS == nil || !guarded(other) || other.AWS.AccountID != env.AWS.AccountID {
+		if other.Kind != KindAWS || other.AWS == nil || !other.Protected || other.AWS.AccountID != env.AWS.AccountID {
 			continue
 		}
 		return &FieldError{File: env.File, Field: "aws.account_id", Reason: fmt.Sprintf(
