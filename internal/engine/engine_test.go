@@ -322,3 +322,16 @@ func TestBuildWithExternalDockerfileAndNamedContext(t *testing.T) {
 	assert.Equal(t, ids["app"], img.ID)
 	assert.Equal(t, []string{"/vmctl-demo"}, []string(img.Config.Entrypoint))
 }
+
+// vmctl's config hash is its own label: under compose's, docker compose and
+// vmctl would each recreate every container the other made.
+func TestUpLabelsContainersWithVmctlsConfigHash(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.up(engine.UpOptions{Services: []string{"db"}})
+	require.NoError(t, err)
+	c, err := f.api.ContainerInspect(context.Background(), f.ids()["db"])
+	require.NoError(t, err)
+	assert.Equal(t, engine.LabelConfigHash, "dev.vmctl.config-hash")
+	assert.NotEmpty(t, c.Config.Labels["dev.vmctl.config-hash"])
+	assert.NotContains(t, c.Config.Labels, "com.docker.compose.config-hash")
+}

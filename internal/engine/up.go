@@ -167,7 +167,7 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 		imageIDs[n] = id
 	}
 
-	plan, err := e.plan(st, names, existing, imageIDs, gpuOn)
+	plan, err := planServices(st, names, existing, imageIDs, gpuOn)
 	if err != nil {
 		return nil, err
 	}
@@ -341,10 +341,11 @@ func (e *Engine) projectContainers(ctx context.Context, project string) (map[str
 	return out, nil
 }
 
-// plan decides, per service, whether its container is kept, started,
-// created or recreated; a recreated service restarts the dependents that
-// asked for it (depends_on.restart).
-func (e *Engine) plan(st *stack.Stack, names []string, existing map[string]container.Summary, imageIDs map[string]string, gpuOn map[string]bool) (map[string]*planned, error) {
+// planServices decides, per service, whether its container is kept,
+// started, created or recreated; a recreated service restarts the
+// dependents that asked for it (depends_on.restart). It makes no engine
+// calls, so the decisions are tested without a Docker Engine.
+func planServices(st *stack.Stack, names []string, existing map[string]container.Summary, imageIDs map[string]string, gpuOn map[string]bool) (map[string]*planned, error) {
 	plan := map[string]*planned{}
 	levels, err := st.Order(names)
 	if err != nil {
