@@ -329,14 +329,22 @@ func (e *Engine) waitDependencies(ctx context.Context, st *stack.Stack, n string
 	return nil
 }
 
+// projectContainers maps service to the project's container, after making
+// sure vmctl created everything the project holds: up never recreates or
+// removes (as an orphan) what another tool made under the same name.
 func (e *Engine) projectContainers(ctx context.Context, project string) (map[string]container.Summary, error) {
-	list, err := e.api.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project, filters.Arg("label", LabelOneOff+"=False"))})
+	res, err := e.listProject(ctx, project)
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, err
+	}
+	if err := res.foreign("up", project); err != nil {
+		return nil, err
 	}
 	out := map[string]container.Summary{}
-	for _, c := range list {
-		out[c.Labels[LabelService]] = c
+	for _, c := range res.containers {
+		if c.Labels[LabelOneOff] == "False" {
+			out[c.Labels[LabelService]] = c
+		}
 	}
 	return out, nil
 }
