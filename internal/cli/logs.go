@@ -63,6 +63,7 @@ func runLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOptions) 
 		Tail:       o.tail,
 		Timestamps: o.timestamps,
 		Color:      f.IO.OutIsTerminal && !o.noColor,
+		Terminal:   f.IO.OutIsTerminal,
 	})
 	if o.follow && ctx.Err() != nil {
 		return nil // Ctrl-C ends a follow; that is not an error
@@ -86,5 +87,5 @@ func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOpti
 	if err != nil {
 		return err
 	}
-	return deploy.FollowLogs(ctx, deploy.NewClients(cfg), plan, o.services[0], o.follow, f.IO.Out)
+	return deploy.FollowLogs(ctx, deploy.NewClients(cfg), plan, o.services[0], f.IO.Out, deploy.LogsOptions{Follow: o.follow, Terminal: f.IO.OutIsTerminal})
 }

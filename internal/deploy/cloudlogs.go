@@ -13,6 +13,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/termtext"
 )
 
 const (
@@ -23,10 +24,18 @@ const (
 	logLookback = 10 * time.Second
 )
 
+// LogsOptions configures FollowLogs.
+type LogsOptions struct {
+	Follow bool // keep printing new lines until the context ends
+	// Terminal says w is a terminal: the lines lose their control sequences,
+	// so what a task logged cannot redraw the reader's screen.
+	Terminal bool
+}
+
 // FollowLogs prints a service's lines from the environment's CloudWatch Logs group, oldest
-// first, as "container/task | line"; with follow it keeps printing new lines until the
-// context ends, which is not an error.
-func FollowLogs(ctx context.Context, c Clients, plan *ecs.Plan, service string, follow bool, w io.Writer) error {
+// first, as "container/task | line"; a follow ends with the context, which is not an error.
+func FollowLogs(ctx context.Context, c Clients, plan *ecs.Plan, service string, w io.Writer, opts LogsOptions) error {
+	follow := opts.Follow
 	prefix, err := streamPrefix(plan, service)
 	if err != nil {
 		return err
@@ -59,7 +68,11 @@ func FollowLogs(ctx context.Context, c Clients, plan *ecs.Plan, service string, 
 				}
 				seen[id] = ts
 				newest = max(newest, ts)
-				if _, err := fmt.Fprintf(w, "%s | %s\n", streamLabel(sdkaws.ToString(e.LogStreamName), prefix), strings.TrimRight(sdkaws.ToString(e.Message), "\n")); err != nil {
+				msg := strings.TrimRight(sdkaws.ToString(e.Message), "\n")
+				if opts.Terminal {
+					msg = termtext.Strip(msg)
+				}
+				if _, err := fmt.Fprintf(w, "%s | %s\n", streamLabel(sdkaws.ToString(e.LogStreamName), prefix), msg); err != nil {
 					return err
 				}
 			}

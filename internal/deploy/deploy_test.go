@@ -308,17 +308,19 @@ func TestDeployCreatesServicesThenRedeployChangesNothing(t *testing.T) {
 
 	// CloudWatch Logs: the service's own lines, labelled by container and task.
 	var out bytes.Buffer
-	require.NoError(t, deploy.FollowLogs(context.Background(), h.c, plan, "backend", false, &out))
+	require.NoError(t, deploy.FollowLogs(context.Background(), h.c, plan, "backend", &out, deploy.LogsOptions{}))
 	assert.Regexp(t, `(?m)^backend/[0-9a-f]{8} \| .* backend: listening on :55433`, out.String())
 	assert.NotContains(t, out.String(), "frontend:")
-	err = deploy.FollowLogs(context.Background(), h.c, plan, "nope", false, &out)
+	err = deploy.FollowLogs(context.Background(), h.c, plan, "nope", &out, deploy.LogsOptions{})
 	assert.ErrorContains(t, err, `no service "nope" runs in staging`)
 
 	// Following prints what arrives after it started, once, until the context ends.
 	var followed syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- deploy.FollowLogs(ctx, h.c, plan, "backend", true, &followed) }()
+	go func() {
+		done <- deploy.FollowLogs(ctx, h.c, plan, "backend", &followed, deploy.LogsOptions{Follow: true})
+	}()
 	require.Eventually(t, func() bool { return strings.Contains(followed.String(), "listening on :55433") }, 10*time.Second, 50*time.Millisecond)
 	h.sim.PutLogEvents("/vmctl/staging/app", "backend/backend/0123456789abcdef", "a line that came later")
 	require.Eventually(t, func() bool { return strings.Contains(followed.String(), "a line that came later") }, 10*time.Second, 50*time.Millisecond)

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/errdefs"
 	"golang.org/x/sync/errgroup"
 
@@ -22,18 +19,23 @@ type DownOptions struct {
 }
 
 // Down removes the project's containers and networks (and volumes when
-// asked), found by the project label, so nothing else on the host is touched.
+// asked), found by the project label, so nothing else on the host is
+// touched; a project holding anything vmctl did not create is refused
+// whole (*ForeignProjectError), before anything is removed.
 func (e *Engine) Down(ctx context.Context, project string, opts DownOptions) error {
 	pw := opts.Progress
 	if pw == nil {
 		pw = progress.Discard{}
 	}
-	list, err := e.api.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+	res, err := e.listProject(ctx, project)
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return err
+	}
+	if err := res.foreign("down", project); err != nil {
+		return err
 	}
 	var g errgroup.Group
-	for _, c := range list {
+	for _, c := range res.containers {
 		name := strings.TrimPrefix(c.Names[0], "/")
 		g.Go(func() error {
 			pw.Event(progress.Event{Resource: name, Status: progress.Working, Text: "Removing"})
@@ -48,33 +50,25 @@ func (e *Engine) Down(ctx context.Context, project string, opts DownOptions) err
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	nets, err := e.api.NetworkList(ctx, network.ListOptions{Filters: projectFilter(project)})
-	if err != nil {
-		return fmt.Errorf("list networks: %w", err)
-	}
 	var errs []error
-	for _, n := range nets {
-		res := "network " + n.Name
+	for _, n := range res.networks {
+		what := "network " + n.Name
 		if err := e.api.NetworkRemove(ctx, n.ID); err != nil && !errdefs.IsNotFound(err) {
-			pw.Event(progress.Event{Resource: res, Status: progress.Error, Text: "Remove failed", Detail: err.Error()})
+			pw.Event(progress.Event{Resource: what, Status: progress.Error, Text: "Remove failed", Detail: err.Error()})
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
 			continue
 		}
-		pw.Event(progress.Event{Resource: res, Status: progress.Done, Text: "Removed"})
+		pw.Event(progress.Event{Resource: what, Status: progress.Done, Text: "Removed"})
 	}
 	if opts.Volumes {
-		vols, err := e.api.VolumeList(ctx, volume.ListOptions{Filters: projectFilter(project)})
-		if err != nil {
-			return fmt.Errorf("list volumes: %w", err)
-		}
-		for _, v := range vols.Volumes {
-			res := "volume " + v.Name
+		for _, v := range res.volumes {
+			what := "volume " + v.Name
 			if err := e.api.VolumeRemove(ctx, v.Name, false); err != nil && !errdefs.IsNotFound(err) {
-				pw.Event(progress.Event{Resource: res, Status: progress.Error, Text: "Remove failed", Detail: err.Error()})
+				pw.Event(progress.Event{Resource: what, Status: progress.Error, Text: "Remove failed", Detail: err.Error()})
 				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 				continue
 			}
-			pw.Event(progress.Event{Resource: res, Status: progress.Done, Text: "Removed"})
+			pw.Event(progress.Event{Resource: what, Status: progress.Done, Text: "Removed"})
 		}
 	}
 	return errors.Join(errs...)

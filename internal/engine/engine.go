@@ -52,18 +52,24 @@ type API interface {
 }
 
 // Labels shared with docker compose, so `docker compose ps` and vmctl see
-// the same project; vmctl's own labels live under dev.vmctl.
+// the same project; vmctl's own labels live under dev.vmctl. LabelManaged
+// marks what vmctl created: vmctl acts on nothing without it. The config
+// hash is vmctl's own, not compose's: the two hash differently, and under
+// one label each tool would recreate every container the other made.
 const (
 	LabelProject    = "com.docker.compose.project"
 	LabelService    = "com.docker.compose.service"
 	LabelNumber     = "com.docker.compose.container-number"
 	LabelOneOff     = "com.docker.compose.oneoff"
-	LabelConfigHash = "com.docker.compose.config-hash"
 	LabelNetwork    = "com.docker.compose.network"
 	LabelVolume     = "com.docker.compose.volume"
+	LabelConfigHash = "dev.vmctl.config-hash"
 	LabelManaged    = "dev.vmctl.managed"
 	LabelRun        = "dev.vmctl.run"
 	LabelGPU        = "dev.vmctl.gpu"
+
+	// labelComposeVersion is on everything docker compose creates.
+	labelComposeVersion = "com.docker.compose.version"
 )
 
 // Engine runs stacks on one Docker Engine.

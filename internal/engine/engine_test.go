@@ -322,3 +322,83 @@ func TestBuildWithExternalDockerfileAndNamedContext(t *testing.T) {
 	assert.Equal(t, ids["app"], img.ID)
 	assert.Equal(t, []string{"/vmctl-demo"}, []string(img.Config.Entrypoint))
 }
+
+// vmctl's config hash is its own label: under compose's, docker compose and
+// vmctl would each recreate every container the other made.
+func TestUpLabelsContainersWithVmctlsConfigHash(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.up(engine.UpOptions{Services: []string{"db"}})
+	require.NoError(t, err)
+	c, err := f.api.ContainerInspect(context.Background(), f.ids()["db"])
+	require.NoError(t, err)
+	assert.Equal(t, engine.LabelConfigHash, "dev.vmctl.config-hash")
+	assert.NotEmpty(t, c.Config.Labels["dev.vmctl.config-hash"])
+	assert.NotContains(t, c.Config.Labels, "com.docker.compose.config-hash")
+}
+
+// A project of the same name that docker compose created is not vmctl's:
+// down -v and up --remove-orphans refuse, naming the project, and change nothing.
+func TestForeignProjectIsLeftAlone(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	img := dockertest.FixtureImageBuilt(t, f.api)
+	composeLabels := func(extra map[string]string) map[string]string {
+		l := map[string]string{engine.LabelProject: f.project, "com.docker.compose.version": "2.20.0"}
+		for k, v := range extra {
+			l[k] = v
+		}
+		return l
+	}
+	vol, err := f.api.VolumeCreate(ctx, volume.CreateOptions{Name: f.project + "_data", Labels: composeLabels(map[string]string{engine.LabelVolume: "data"})})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.api.VolumeRemove(context.Background(), vol.Name, true) })
+	var ids []string
+	for _, svc := range []string{"db", "retired"} { // one the stack has, one an orphan to it
+		c, err := f.api.ContainerCreate(ctx, &container.Config{Image: img, Labels: composeLabels(map[string]string{
+			engine.LabelService: svc, engine.LabelOneOff: "False", engine.LabelNumber: "1", "com.docker.compose.config-hash": "composehash",
+		})}, &container.HostConfig{Binds: []string{vol.Name + ":/data"}}, nil, nil, f.project+"-"+svc+"-1")
+		require.NoError(t, err)
+		ids = append(ids, c.ID)
+		t.Cleanup(func() {
+			_ = f.api.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+		})
+	}
+	untouched := func() {
+		t.Helper()
+		assert.ElementsMatch(t, ids, mapValues(f.ids()), "the other tool's containers stay, and no others appear")
+		require.Len(t, f.volumes(), 1)
+		assert.Equal(t, vol.Name, f.volumes()[0].Name)
+		assert.Empty(t, f.networks())
+	}
+
+	tests := []struct {
+		name string
+		run  func() error
+		op   string
+	}{
+		{"down -v", func() error { return f.eng.Down(ctx, f.project, engine.DownOptions{Volumes: true}) }, "down"},
+		{"down", func() error { return f.eng.Down(ctx, f.project, engine.DownOptions{}) }, "down"},
+		{"up --remove-orphans", func() error {
+			_, err := f.up(engine.UpOptions{RemoveOrphans: true})
+			return err
+		}, "up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			var fe *engine.ForeignProjectError
+			require.ErrorAs(t, err, &fe)
+			assert.Contains(t, err.Error(), tt.op+`: project "`+f.project+`" was created by another tool (docker compose), not vmctl`)
+			assert.NotContains(t, err.Error(), "\n")
+			untouched()
+		})
+	}
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

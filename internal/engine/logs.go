@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmctl/vmctl/internal/stack"
+	"github.com/vmctl/vmctl/internal/termtext"
 )
 
 // LogsOptions configures Logs.
@@ -22,7 +23,10 @@ type LogsOptions struct {
 	Follow     bool
 	Tail       string // "all" or a number
 	Timestamps bool
-	Color      bool
+	Color      bool // colour the prefixes
+	// Terminal says w is a terminal: the containers' lines lose their
+	// control sequences, so one cannot redraw the screen; vmctl's colour stays.
+	Terminal bool
 }
 
 var palette = []string{"36", "33", "32", "35", "34", "96", "93", "92", "95", "94"}
@@ -75,7 +79,7 @@ func (e *Engine) Logs(ctx context.Context, st *stack.Stack, w io.Writer, opts Lo
 				return fmt.Errorf("logs of %s: %w", svc, err)
 			}
 			defer rc.Close()
-			lw := &lineWriter{w: w, mu: &mu, prefix: prefix}
+			lw := &lineWriter{w: w, mu: &mu, prefix: prefix, strip: opts.Terminal}
 			defer lw.Flush()
 			if isTTY(gctx, e, c.ID) {
 				_, err = io.Copy(lw, rc)
@@ -108,6 +112,7 @@ type lineWriter struct {
 	w      io.Writer
 	mu     *sync.Mutex
 	prefix string
+	strip  bool // drop the line's terminal control sequences
 	buf    []byte
 }
 
@@ -134,5 +139,9 @@ func (l *lineWriter) emit(line []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, _ = io.WriteString(l.w, l.prefix)
+	if l.strip {
+		_, _ = io.WriteString(l.w, termtext.Strip(string(line)))
+		return
+	}
 	_, _ = l.w.Write(line)
 }

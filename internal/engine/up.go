@@ -167,7 +167,7 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 		imageIDs[n] = id
 	}
 
-	plan, err := e.plan(st, names, existing, imageIDs, gpuOn)
+	plan, err := planServices(st, names, existing, imageIDs, gpuOn)
 	if err != nil {
 		return nil, err
 	}
@@ -329,22 +329,31 @@ func (e *Engine) waitDependencies(ctx context.Context, st *stack.Stack, n string
 	return nil
 }
 
+// projectContainers maps service to the project's container, after making
+// sure vmctl created everything the project holds: up never recreates or
+// removes (as an orphan) what another tool made under the same name.
 func (e *Engine) projectContainers(ctx context.Context, project string) (map[string]container.Summary, error) {
-	list, err := e.api.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project, filters.Arg("label", LabelOneOff+"=False"))})
+	res, err := e.listProject(ctx, project)
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, err
+	}
+	if err := res.foreign("up", project); err != nil {
+		return nil, err
 	}
 	out := map[string]container.Summary{}
-	for _, c := range list {
-		out[c.Labels[LabelService]] = c
+	for _, c := range res.containers {
+		if c.Labels[LabelOneOff] == "False" {
+			out[c.Labels[LabelService]] = c
+		}
 	}
 	return out, nil
 }
 
-// plan decides, per service, whether its container is kept, started,
-// created or recreated; a recreated service restarts the dependents that
-// asked for it (depends_on.restart).
-func (e *Engine) plan(st *stack.Stack, names []string, existing map[string]container.Summary, imageIDs map[string]string, gpuOn map[string]bool) (map[string]*planned, error) {
+// planServices decides, per service, whether its container is kept,
+// started, created or recreated; a recreated service restarts the
+// dependents that asked for it (depends_on.restart). It makes no engine
+// calls, so the decisions are tested without a Docker Engine.
+func planServices(st *stack.Stack, names []string, existing map[string]container.Summary, imageIDs map[string]string, gpuOn map[string]bool) (map[string]*planned, error) {
 	plan := map[string]*planned{}
 	levels, err := st.Order(names)
 	if err != nil {
