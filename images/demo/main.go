@@ -1,6 +1,6 @@
 // Command vmctl-demo is the one small program behind the bundled demo stack
 // and the integration-test fixtures: an HTTP service whose port, health
-// delay and failure mode come from the environment, so the Video Message
+// delay, response delay and failure mode come from the environment, so the Video Message
 // App's topology can run from a FROM-scratch image with nothing pulled.
 package main
 
@@ -73,6 +73,12 @@ func serve() int {
 		logf("bad DEMO_HEALTH_DELAY: %v", err)
 		return 2
 	}
+	// DEMO_RESPONSE_DELAY slows every answer, a slow API for latency checks.
+	slow, err := time.ParseDuration(env("DEMO_RESPONSE_DELAY", "0s"))
+	if err != nil {
+		logf("bad DEMO_RESPONSE_DELAY: %v", err)
+		return 2
+	}
 	switch env("DEMO_FAIL", "") {
 	case "exit":
 		logf("failing on purpose (DEMO_FAIL=exit)")
@@ -110,7 +116,14 @@ func serve() int {
 		})
 	}
 	port := env("DEMO_PORT", "8080")
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	handler := http.Handler(mux)
+	if slow > 0 {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(slow)
+			mux.ServeHTTP(w, r)
+		})
+	}
+	srv := &http.Server{Addr: ":" + port, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 
 	// PID 1 in a scratch image gets no default signal handling: stop fast on SIGTERM.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -121,7 +134,7 @@ func serve() int {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	logf("listening on :%s (health %s, delay %s)", port, healthPath, delay)
+	logf("listening on :%s (health %s, delay %s, response delay %s)", port, healthPath, delay, slow)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logf("serve: %v", err)
 		return 1

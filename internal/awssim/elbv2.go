@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"cmp"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -25,9 +26,11 @@ import (
 // services register their tasks' published ports as targets; each target
 // group probes its targets over real HTTP; and each load balancer is a
 // local reverse proxy (its DNSName is 127.0.0.1:PORT) that routes a
-// request by path pattern, in the order target groups were attached, else
-// to the default target group, and within it round robin over the healthy
-// targets — or over all of them when none is healthy, as an ALB fails open.
+// request as an ALB listener does: by its rules' path patterns, the lowest
+// priority number first, else by the default action (the first target
+// group attached without patterns, or a fixed 503), and within the target
+// group round robin over the healthy targets — or over all of them when none
+// is healthy, as an ALB fails open.
 
 const (
 	elbVersion = "2015-12-01"
@@ -71,6 +74,8 @@ type loadBalancer struct {
 }
 
 type lbRule struct {
+	priority int              // 1 to 50000, lowest first; 0 for the default action
+	texts    []string         // the path patterns as given
 	patterns []*regexp.Regexp // none: the default action
 	tg       *targetGroup
 }
@@ -165,8 +170,16 @@ func (s *Sim) CreateTargetGroupWith(spec TargetGroupSpec) TargetGroup {
 
 // AttachTargetGroup routes a load balancer's requests to a target group:
 // those whose path matches one of the patterns (ALB path patterns, * and
-// ?), or with no pattern every request no earlier rule took.
+// ?), by a rule whose priority follows every existing one, or with no
+// pattern every request no rule took (the default action).
 func (s *Sim) AttachTargetGroup(lbARN, tgARN string, pathPatterns ...string) error {
+	return s.AttachTargetGroupAt(lbARN, tgARN, 0, pathPatterns...)
+}
+
+// AttachTargetGroupAt is AttachTargetGroup with the rule's priority (1 to
+// 50000, unique per listener; 0 for the next after the highest), so a test
+// can add a rule that outranks ones made before it, as ALB allows.
+func (s *Sim) AttachTargetGroupAt(lbARN, tgARN string, priority int, pathPatterns ...string) error {
 	f := s.compute
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -178,14 +191,25 @@ func (s *Sim) AttachTargetGroup(lbARN, tgARN string, pathPatterns ...string) err
 	if tg == nil {
 		return fmt.Errorf("no target group %s", tgARN)
 	}
-	rule := lbRule{tg: tg}
+	rule := lbRule{tg: tg, texts: slices.Clone(pathPatterns)}
 	for _, p := range pathPatterns {
 		rule.patterns = append(rule.patterns, elbPathPattern(p))
 	}
 	if len(rule.patterns) == 0 {
 		lb.rules = append(lb.rules, rule) // the default action goes last
 	} else {
-		i := slices.IndexFunc(lb.rules, func(r lbRule) bool { return len(r.patterns) == 0 })
+		top := 0
+		for _, r := range lb.rules {
+			if r.priority == priority && priority != 0 {
+				return fmt.Errorf("priority %d is in use on the listener of %s", priority, lb.name)
+			}
+			top = max(top, r.priority)
+		}
+		if priority < 0 || priority > 50000 {
+			return fmt.Errorf("priority %d is outside 1 to 50000", priority)
+		}
+		rule.priority = cmp.Or(priority, top+1)
+		i := slices.IndexFunc(lb.rules, func(r lbRule) bool { return len(r.patterns) == 0 || r.priority > rule.priority })
 		if i < 0 {
 			i = len(lb.rules)
 		}
@@ -199,7 +223,7 @@ func (s *Sim) AttachTargetGroup(lbARN, tgARN string, pathPatterns ...string) err
 
 func elbPathPattern(p string) *regexp.Regexp {
 	var b strings.Builder
-	b.WriteString("^")
+	b.WriteString("(?s)^") // * and ? match any character, newline too
 	for _, r := range p {
 		switch r {
 		case '*':
@@ -466,8 +490,9 @@ func (s *Sim) lbProxy(lb *loadBalancer) http.Handler {
 	})
 }
 
-// pick chooses the target port for a path, 0 for none; the caller holds
-// the lock.
+// pick chooses the target port for a path, 0 for none: the rules are kept
+// in priority order, the default action last, and the first that matches
+// decides, as on an ALB listener; the caller holds the lock.
 func (lb *loadBalancer) pick(path string) int {
 	for _, rule := range lb.rules {
 		matched := len(rule.patterns) == 0

@@ -227,3 +227,61 @@ func TestELBv2ProbesAndRoutes(t *testing.T) {
 		return len(h) == 0, strconv.Itoa(len(h))
 	})
 }
+
+// The proxy evaluates a listener's rules as an ALB does, and as
+// DescribeRules reports them: the lowest priority number first whatever the
+// order they were made in, path patterns with * (any run, empty too) and ?
+// (exactly one character), case-sensitive, on the path alone; then the
+// default action.
+func TestELBv2RulesByPriority(t *testing.T) {
+	sim := computeSim(t)
+	lb := sim.CreateLoadBalancer("alb")
+	fast := 50 * time.Millisecond
+	spec := func(name string) awssim.TargetGroupSpec {
+		return awssim.TargetGroupSpec{Name: name, Port: 80, HealthPath: "/health", Interval: fast}
+	}
+	web, api, v := sim.CreateTargetGroupWith(spec("web")), sim.CreateTargetGroupWith(spec("api")), sim.CreateTargetGroupWith(spec("versioned"))
+	require.NoError(t, sim.AttachTargetGroup(lb.ARN, web.ARN))
+	require.NoError(t, sim.AttachTargetGroupAt(lb.ARN, api.ARN, 20, "/api/*", "/health"))
+	require.NoError(t, sim.AttachTargetGroupAt(lb.ARN, v.ARN, 10, "/api/v?/*"))
+	require.Error(t, sim.AttachTargetGroupAt(lb.ARN, web.ARN, 10, "/x"), "a priority is unique on a listener")
+	c := newELB(t, sim)
+	for arn, name := range map[string]string{web.ARN: "web", api.ARN: "api", v.ARN: "versioned"} {
+		srv := newFakeTarget(t, name)
+		require.NoError(t, sim.RegisterTarget(arn, srv.port()))
+		computeEventually(t, 10*time.Second, func() (bool, string) {
+			h := targetHealthOf(t, c, arn)[srv.port()]
+			return h.State == elbtypes.TargetHealthStateEnumHealthy, fmt.Sprint(h.State)
+		})
+	}
+
+	ctx := context.Background()
+	ls, err := c.DescribeListeners(ctx, &elbv2.DescribeListenersInput{LoadBalancerArn: sdkaws.String(lb.ARN)})
+	require.NoError(t, err)
+	rules, err := c.DescribeRules(ctx, &elbv2.DescribeRulesInput{ListenerArn: ls.Listeners[0].ListenerArn})
+	require.NoError(t, err)
+	var described []string
+	for _, r := range rules.Rules {
+		var pats []string
+		for _, cond := range r.Conditions {
+			pats = append(pats, cond.PathPatternConfig.Values...)
+		}
+		described = append(described, sdkaws.ToString(r.Priority)+" "+strings.Join(pats, ",")+" → "+sdkaws.ToString(r.Actions[0].TargetGroupArn))
+	}
+	assert.Equal(t, []string{"10 /api/v?/* → " + v.ARN, "20 /api/*,/health → " + api.ARN, "default  → " + web.ARN}, described)
+
+	base := "http://" + lb.DNSName
+	for path, want := range map[string]string{
+		"/api/v1/voices":  "versioned", // both rules match: 10 outranks 20, made later or not
+		"/api/v10/voices": "api",       // ? is exactly one character
+		"/api/":           "api",       // * matches nothing too
+		"/api":            "web",       // no rule matches: the default action
+		"/api/v?/x":       "api",       // the path is /api/v: the query is not matched
+		"/API/voices":     "web",       // patterns are case-sensitive
+		"/":               "web",
+	} {
+		code, body := fetchURL(t, base+path)
+		assert.Equal(t, http.StatusOK, code, path)
+		assert.True(t, strings.HasPrefix(body, want+" "), "%s reached %q, want %s", path, body, want)
+	}
+}

@@ -206,7 +206,7 @@ func fixed503() elbActionOut {
 func (lb *loadBalancer) rulesOf(h arnHome) []elbRuleOut {
 	var out []elbRuleOut
 	var def *elbRuleOut
-	for i, r := range lb.rules {
+	for _, r := range lb.rules {
 		ro := elbRuleOut{RuleArn: lb.ruleARN(h, r), Conditions: elbList[elbConditionOut]{}, Actions: elbList[elbActionOut]{forwardTo(h, r.tg)}}
 		if len(r.patterns) == 0 {
 			if def == nil {
@@ -215,11 +215,8 @@ func (lb *loadBalancer) rulesOf(h arnHome) []elbRuleOut {
 			}
 			continue
 		}
-		ro.Priority = strconv.Itoa(i + 1)
-		c := elbConditionOut{Field: "path-pattern", Values: elbList[string]{}}
-		for _, p := range r.patterns {
-			c.Values = append(c.Values, patternText(p.String()))
-		}
+		ro.Priority = strconv.Itoa(r.priority)
+		c := elbConditionOut{Field: "path-pattern", Values: elbList[string](slices.Clone(r.texts))}
 		c.PathPatternConfig.Values = c.Values
 		ro.Conditions = append(ro.Conditions, c)
 		out = append(out, ro)
@@ -228,26 +225,6 @@ func (lb *loadBalancer) rulesOf(h arnHome) []elbRuleOut {
 		def = &elbRuleOut{RuleArn: lb.ruleARN(h, lbRule{}), Priority: "default", IsDefault: true, Conditions: elbList[elbConditionOut]{}, Actions: elbList[elbActionOut]{fixed503()}}
 	}
 	return append(out, *def)
-}
-
-// patternText turns elbPathPattern's regular expression back into the
-// pattern it was made from.
-func patternText(re string) string {
-	re = strings.TrimSuffix(strings.TrimPrefix(re, "^"), "$")
-	re = strings.ReplaceAll(re, ".*", "*")
-	var b strings.Builder
-	for i := 0; i < len(re); i++ {
-		switch {
-		case re[i] == '\\' && i+1 < len(re):
-			i++
-			b.WriteByte(re[i])
-		case re[i] == '.':
-			b.WriteByte('?')
-		default:
-			b.WriteByte(re[i])
-		}
-	}
-	return b.String()
 }
 
 // lbOfARN finds the load balancer a listener or rule ARN belongs to; the

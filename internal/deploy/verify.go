@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -29,11 +30,17 @@ import (
 // Verdict is one check's outcome.
 type Verdict string
 
-// The verdicts; a report is as bad as its worst check (fail before unknown).
+// The verdicts; a report is as bad as its worst check (fail, then unknown,
+// then warning).
 const (
 	Pass    Verdict = "pass"
 	Fail    Verdict = "fail"
 	Unknown Verdict = "unknown" // the check could not tell
+	// Warn is a check that found nothing broken but something short of a
+	// pass: a slow health path, or one verify could not reach through the
+	// load balancer and judged from ELB's target health instead. It does not
+	// fail verify, and it is never shown as a pass.
+	Warn Verdict = "warning"
 	// Skipped: the operator chose not to run the check (verify --no-probe); the
 	// table says so, and the verdict does not count it as passed or failed.
 	Skipped Verdict = "skipped"
@@ -55,6 +62,9 @@ type Check struct {
 	Verdict Verdict `json:"verdict"`
 	Detail  string  `json:"detail"`
 	Fix     string  `json:"fix,omitempty"`
+	// Latency is the burst behind an endpoint check that reached its
+	// service through the load balancer.
+	Latency *Latency `json:"latency,omitempty"`
 }
 
 // VerifyReport is the verdict table of one environment running one release.
@@ -83,10 +93,11 @@ type ProbeCheck struct {
 	Verdict        gpu.Verdict     `json:"verdict"`
 }
 
-// Passed says whether every check passed.
-func (r *VerifyReport) Passed() bool { return r.worst() == Pass }
+// Passed says whether no check failed or was left unknown: warnings do not
+// stop a promotion, though Summary names them.
+func (r *VerifyReport) Passed() bool { return r.worst() == Pass || r.worst() == Warn }
 
-// Failed lists the checks that did not pass.
+// Failed lists the checks that did not pass, warnings included.
 func (r *VerifyReport) Failed() []Check {
 	var out []Check
 	for _, c := range r.Checks {
@@ -103,7 +114,11 @@ func (r *VerifyReport) worst() Verdict {
 		switch {
 		case c.Verdict == Fail:
 			return Fail
-		case c.Verdict != Pass && c.Verdict != Skipped:
+		case c.Verdict == Warn || c.Verdict == Skipped:
+			if v == Pass {
+				v = Warn
+			}
+		case c.Verdict != Pass:
 			v = Unknown
 		}
 	}
@@ -145,8 +160,19 @@ type VerifyOptions struct {
 	LogsTimeout  time.Duration // for its output to reach CloudWatch Logs; 1 min
 	HTTPTimeout  time.Duration // of one health request; 5 s
 
+	// Burst is how many requests, one after another, measure the latency of
+	// each health path reached through the load balancer; 20 by default,
+	// below 0 none.
+	Burst int
+	// LatencyTarget is the P95 above which the burst is a warning: the
+	// seed's 200 ms target for the API.
+	LatencyTarget time.Duration
+
 	Progress progress.Writer
 }
+
+// DefaultLatencyTarget is the seed's target for the API's P95 latency.
+const DefaultLatencyTarget = 200 * time.Millisecond
 
 func (o VerifyOptions) withDefaults() VerifyOptions {
 	o.Poll = cmp.Or(o.Poll, 2*time.Second)
@@ -155,6 +181,8 @@ func (o VerifyOptions) withDefaults() VerifyOptions {
 	o.ProbeTimeout = cmp.Or(o.ProbeTimeout, 15*time.Minute)
 	o.LogsTimeout = cmp.Or(o.LogsTimeout, time.Minute)
 	o.HTTPTimeout = cmp.Or(o.HTTPTimeout, 5*time.Second)
+	o.Burst = max(cmp.Or(o.Burst, 20), 0)
+	o.LatencyTarget = cmp.Or(o.LatencyTarget, DefaultLatencyTarget)
 	if len(o.ProbeCommand) == 0 {
 		o.ProbeCommand = gpu.DefaultProbeCommand
 	}
@@ -209,7 +237,7 @@ type verifier struct {
 
 // event reports a finished check to the progress view.
 func (v *verifier) event(c Check) {
-	status := map[Verdict]progress.Status{Pass: progress.Done, Fail: progress.Error, Unknown: progress.Warning, Skipped: progress.Warning}[c.Verdict]
+	status := map[Verdict]progress.Status{Pass: progress.Done, Fail: progress.Error, Unknown: progress.Warning, Warn: progress.Warning, Skipped: progress.Warning}[c.Verdict]
 	v.opts.Progress.Event(progress.Event{Resource: "verify " + c.Check + " " + c.Subject, Status: status, Text: string(c.Verdict), Detail: c.Detail})
 }
 
@@ -419,36 +447,45 @@ func (v *verifier) serviceTargets(ctx context.Context, s ecs.Service) Check {
 		c.Verdict, c.Detail = Fail, fmt.Sprintf("target group %s does not exist", lb.TargetGroup)
 		return c
 	}
+	tally, err := v.settle(ctx, groups, names)
+	switch {
+	case err != nil:
+		c.Verdict, c.Detail = Unknown, err.Error()
+	case tally.pending == 0 && len(tally.bad) == 0 && tally.healthy > 0:
+		c.Verdict = Pass
+		c.Detail = fmt.Sprintf("%d %s healthy", tally.healthy, plural(tally.healthy, "target", "targets"))
+		if tally.ignored > 0 {
+			c.Detail += fmt.Sprintf(" (%d draining or unused)", tally.ignored)
+		}
+	default:
+		c.Verdict, c.Detail = Fail, v.unhealthy(tally)
+		c.Fix = fmt.Sprintf("see the service's events and stopped tasks with vmctl status --env %s", v.plan.Environment)
+	}
+	return c
+}
+
+// settle tallies the targets until none is registering and at least one
+// has an answer, or Settle runs out: targets still registering may yet turn
+// healthy, while an unhealthy one beside none registering is the answer.
+func (v *verifier) settle(ctx context.Context, groups map[string]elbtypes.TargetGroup, names []string) (targetTally, error) {
 	deadline := time.Now().Add(v.opts.Settle)
 	for {
 		tally, err := v.tallyTargets(ctx, groups, names)
-		switch {
-		case err != nil:
-			c.Verdict, c.Detail = Unknown, err.Error()
-			return c
-		case tally.pending == 0 && len(tally.bad) == 0 && tally.healthy > 0:
-			c.Verdict = Pass
-			c.Detail = fmt.Sprintf("%d %s healthy", tally.healthy, plural(tally.healthy, "target", "targets"))
-			if tally.ignored > 0 {
-				c.Detail += fmt.Sprintf(" (%d draining or unused)", tally.ignored)
-			}
-			return c
-		// Targets still registering may yet turn healthy; an unhealthy one
-		// beside none registering is the answer.
-		case tally.pending == 0 && len(tally.bad) > 0, time.Now().After(deadline) || !v.sleep(ctx):
-			c.Verdict = Fail
-			switch {
-			case len(tally.bad) > 0:
-				c.Detail = strings.Join(firstN(tally.bad, 3), "; ")
-			case tally.pending > 0:
-				c.Detail = fmt.Sprintf("%d %s still registering after %s", tally.pending, plural(tally.pending, "target", "targets"), v.opts.Settle)
-			default:
-				c.Detail = "no target is registered"
-			}
-			c.Fix = fmt.Sprintf("see the service's events and stopped tasks with vmctl status --env %s", v.plan.Environment)
-			return c
+		if err != nil || tally.pending == 0 && (tally.healthy > 0 || len(tally.bad) > 0) || time.Now().After(deadline) || !v.sleep(ctx) {
+			return tally, err
 		}
 	}
+}
+
+// unhealthy says why a settled tally is not all healthy.
+func (v *verifier) unhealthy(t targetTally) string {
+	switch {
+	case len(t.bad) > 0:
+		return strings.Join(firstN(t.bad, 3), "; ")
+	case t.pending > 0:
+		return fmt.Sprintf("%d %s still registering after %s", t.pending, plural(t.pending, "target", "targets"), v.opts.Settle)
+	}
+	return "no target is registered"
 }
 
 func (v *verifier) tallyTargets(ctx context.Context, groups map[string]elbtypes.TargetGroup, names []string) (targetTally, error) {
@@ -489,6 +526,14 @@ func (v *verifier) tallyTargets(ctx context.Context, groups map[string]elbtypes.
 
 // ---- health through the public endpoint
 
+// lbRoute is how one load balancer's listener routes the requests verify
+// sends it.
+type lbRoute struct {
+	listener string
+	rules    []listenerRule
+	err      error
+}
+
 func (v *verifier) endpoints(ctx context.Context) []Check {
 	var public []ecs.Service
 	var names []string
@@ -496,6 +541,9 @@ func (v *verifier) endpoints(ctx context.Context) []Check {
 		if s.LoadBalancer != nil {
 			public = append(public, s)
 			names = append(names, s.LoadBalancer.TargetGroup)
+			if a := s.LoadBalancer.AlternateTargetGroup; a != "" {
+				names = append(names, a)
+			}
 		}
 	}
 	if len(public) == 0 {
@@ -508,46 +556,56 @@ func (v *verifier) endpoints(ctx context.Context) []Check {
 		}
 		return v.done(out...)
 	}
-	bases := map[string]string{} // service → base URL
-	if v.opts.Endpoint != "" {
-		for _, s := range public {
-			bases[s.Name] = strings.TrimSuffix(v.opts.Endpoint, "/")
+	groups, err := targetGroups(ctx, v.c.ELB, names)
+	var nf *elbtypes.TargetGroupNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		return fail(Fail, "a target group does not exist: "+strings.Join(names, ", "))
+	case err != nil:
+		return fail(Unknown, err.Error())
+	}
+	// A service is reached through the load balancer its target group (or,
+	// in blue/green, its alternate) is attached to.
+	lbOf := map[string]string{} // service → load balancer ARN
+	var lbARNs []string
+	for _, s := range public {
+		for _, n := range []string{s.LoadBalancer.TargetGroup, s.LoadBalancer.AlternateTargetGroup} {
+			if arns := groups[n].LoadBalancerArns; len(arns) > 0 && lbOf[s.Name] == "" {
+				lbOf[s.Name] = arns[0]
+			}
 		}
-	} else {
-		groups, err := targetGroups(ctx, v.c.ELB, names)
-		var nf *elbtypes.TargetGroupNotFoundException
+		if a := lbOf[s.Name]; a != "" && !slices.Contains(lbARNs, a) {
+			lbARNs = append(lbARNs, a)
+		}
+	}
+	dns := map[string]string{}
+	if v.opts.Endpoint == "" && len(lbARNs) > 0 {
+		out, err := v.c.ELB.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: lbARNs})
+		if err != nil {
+			return fail(Unknown, "describe the load balancers: "+err.Error())
+		}
+		for _, lb := range out.LoadBalancers {
+			dns[sdkaws.ToString(lb.LoadBalancerArn)] = sdkaws.ToString(lb.DNSName)
+		}
+	}
+	bases := map[string]string{}   // service → base URL
+	routes := map[string]lbRoute{} // load balancer ARN → its listener's rules
+	for _, s := range public {
+		a := lbOf[s.Name]
 		switch {
-		case errors.As(err, &nf):
-			return fail(Fail, "a target group does not exist: "+strings.Join(names, ", "))
-		case err != nil:
-			return fail(Unknown, err.Error())
+		case a == "":
+			continue
+		case v.opts.Endpoint != "":
+			bases[s.Name] = strings.TrimSuffix(v.opts.Endpoint, "/")
+		case dns[a] != "":
+			bases[s.Name] = "http://" + dns[a]
+		default:
+			continue
 		}
-		var lbARNs []string
-		for _, tg := range groups {
-			for _, a := range tg.LoadBalancerArns {
-				if !slices.Contains(lbARNs, a) {
-					lbARNs = append(lbARNs, a)
-				}
-			}
-		}
-		dns := map[string]string{}
-		if len(lbARNs) > 0 {
-			out, err := v.c.ELB.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: lbARNs})
-			if err != nil {
-				return fail(Unknown, "describe the load balancers: "+err.Error())
-			}
-			for _, lb := range out.LoadBalancers {
-				dns[sdkaws.ToString(lb.LoadBalancerArn)] = sdkaws.ToString(lb.DNSName)
-			}
-		}
-		for _, s := range public {
-			// A service is reached through the load balancer its target group is attached to.
-			for _, a := range groups[s.LoadBalancer.TargetGroup].LoadBalancerArns {
-				if d := dns[a]; d != "" {
-					bases[s.Name] = "http://" + d
-					break
-				}
-			}
+		if _, ok := routes[a]; !ok {
+			var r lbRoute
+			r.listener, r.rules, r.err = v.listenerRules(ctx, a, bases[s.Name])
+			routes[a] = r
 		}
 	}
 	out := make([]Check, len(public))
@@ -556,14 +614,17 @@ func (v *verifier) endpoints(ctx context.Context) []Check {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = v.endpoint(ctx, s, bases[s.Name])
+			out[i] = v.endpoint(ctx, s, bases[s.Name], routes[lbOf[s.Name]], groups)
 		}()
 	}
 	wg.Wait()
 	return v.done(out...)
 }
 
-func (v *verifier) endpoint(ctx context.Context, s ecs.Service, base string) Check {
+// endpoint checks a service's health path through the load balancer, but
+// only where the listener's rules route that path to the service's own
+// target group: any other answer would be another service's.
+func (v *verifier) endpoint(ctx context.Context, s ecs.Service, base string, rt lbRoute, groups map[string]elbtypes.TargetGroup) Check {
 	lb := s.LoadBalancer
 	c := Check{Check: CheckEndpoint, Subject: s.Name}
 	if base == "" {
@@ -572,20 +633,128 @@ func (v *verifier) endpoint(ctx context.Context, s ecs.Service, base string) Che
 		c.Fix = "attach it with a listener rule for " + strings.Join(lb.PathPatterns, ", ")
 		return c
 	}
-	url := base + lb.HealthPath
-	ctx, cancel := context.WithTimeout(ctx, v.opts.Settle)
-	defer cancel()
-	if err := health.NewProber(v.opts.HTTPTimeout).Until(ctx, url, v.opts.Poll); err != nil {
-		c.Verdict, c.Detail = Fail, fmt.Sprintf("GET %s: %s", url, oneLineErr(err))
-		c.Fix = fmt.Sprintf("check the listener rules for %s and the service's logs (vmctl logs --env %s %s)", strings.Join(lb.PathPatterns, ", "), v.plan.Environment, s.Name)
+	if rt.err != nil {
+		c.Verdict = Unknown
+		c.Detail = fmt.Sprintf("which listener rule routes %s is unknown: %s", lb.HealthPath, oneLineErr(rt.err))
 		return c
 	}
-	c.Verdict, c.Detail = Pass, "GET "+url+" answered 2xx"
-	if !pathMatches(lb.PathPatterns, lb.HealthPath) {
-		// The listener routes by path, so another service's rule may have answered.
-		c.Detail += fmt.Sprintf(" (%s is outside %s's path patterns %s)", lb.HealthPath, s.Name, strings.Join(lb.PathPatterns, ", "))
+	own := []string{sdkaws.ToString(groups[lb.TargetGroup].TargetGroupArn)}
+	if lb.AlternateTargetGroup != "" {
+		own = append(own, sdkaws.ToString(groups[lb.AlternateTargetGroup].TargetGroupArn))
+	}
+	rule, ok := routeOf(rt.rules, lb.HealthPath)
+	if !ok || !rule.forwardsTo(own...) {
+		return v.unrouted(ctx, s, rt.listener, rule, ok, groups)
+	}
+	url := base + lb.HealthPath
+	via := fmt.Sprintf("%s of %s", rule, rt.listener)
+	wait, cancel := context.WithTimeout(ctx, v.opts.Settle)
+	defer cancel()
+	if err := health.NewProber(v.opts.HTTPTimeout).Until(wait, url, v.opts.Poll); err != nil {
+		c.Verdict, c.Detail = Fail, fmt.Sprintf("GET %s through %s: %s", url, via, oneLineErr(err))
+		c.Fix = fmt.Sprintf("check the service's logs (vmctl logs --env %s %s) and its target group %s", v.plan.Environment, s.Name, lb.TargetGroup)
+		return c
+	}
+	c.Verdict, c.Detail = Pass, fmt.Sprintf("GET %s answered 2xx through %s", url, via)
+	if v.opts.Burst == 0 {
+		return c
+	}
+	lat, lastErr := v.burst(ctx, url)
+	c.Latency = lat
+	target := v.opts.LatencyTarget
+	took := time.Duration(lat.P95MS * float64(time.Millisecond))
+	var warns []string
+	if lat.Failed > 0 {
+		warns = append(warns, fmt.Sprintf("%d of %d burst requests failed (last: %s)", lat.Failed, lat.Requests, lastErr))
+	}
+	switch {
+	case lat.Failed == lat.Requests:
+	case took > target:
+		warns = append(warns, fmt.Sprintf("P95 %s over %d requests is above the %s API target", took, lat.Requests, target))
+	default:
+		c.Detail += fmt.Sprintf("; P95 %s over %d requests (target %s)", took, lat.Requests, target)
+	}
+	if len(warns) > 0 {
+		c.Verdict = Warn
+		c.Detail += "; " + strings.Join(warns, "; ")
+		c.Fix = fmt.Sprintf("see what slows %s: vmctl logs --env %s %s, and its CPU and memory in vmctl status --env %s", s.Name, v.plan.Environment, s.Name, v.plan.Environment)
 	}
 	return c
+}
+
+// burst times Burst requests to a health path, one after another on one
+// kept-alive connection, so the figure is the service's and the load
+// balancer's, not connection setup's.
+func (v *verifier) burst(ctx context.Context, url string) (*Latency, string) {
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	p := &health.Prober{Client: &http.Client{Timeout: v.opts.HTTPTimeout, Transport: tr}}
+	lat := &Latency{TargetMS: millis(v.opts.LatencyTarget)}
+	var took []time.Duration
+	var last string
+	for range v.opts.Burst {
+		if ctx.Err() != nil {
+			break
+		}
+		start := time.Now()
+		err := p.Probe(ctx, url)
+		lat.Requests++
+		if err != nil {
+			lat.Failed++
+			last = oneLineErr(err)
+			continue
+		}
+		took = append(took, time.Since(start))
+	}
+	lat.P95MS = millis(p95(took))
+	return lat, last
+}
+
+// unrouted judges a service whose health path no listener rule sends to
+// it: from ELB's own health checks of its target group, said as such, since
+// verify saw nothing of it through the load balancer.
+func (v *verifier) unrouted(ctx context.Context, s ecs.Service, listener string, rule listenerRule, matched bool, groups map[string]elbtypes.TargetGroup) Check {
+	lb := s.LoadBalancer
+	c := Check{Check: CheckEndpoint, Subject: s.Name}
+	where := fmt.Sprintf("%s has no rule for it", listener)
+	if matched {
+		where = fmt.Sprintf("%s sends it to %s by %s", listener, rule.destination(), rule)
+	}
+	head := fmt.Sprintf("no listener rule routes %s to %s (%s)", lb.HealthPath, s.Name, where)
+	c.Fix = fmt.Sprintf("route %s to target group %s: add it to %s's load_balancer.path_patterns (%s) and to the listener, or serve health under those patterns", lb.HealthPath, lb.TargetGroup, s.Name, strings.Join(lb.PathPatterns, ", "))
+	names := []string{lb.TargetGroup}
+	if lb.AlternateTargetGroup != "" {
+		names = append(names, lb.AlternateTargetGroup)
+	}
+	tally, err := v.settle(ctx, groups, names)
+	if err != nil {
+		c.Verdict, c.Detail = Unknown, head+"; target group health from ELB unknown: "+oneLineErr(err)
+		return c
+	}
+	total := tally.healthy + tally.pending + len(tally.bad)
+	c.Detail = fmt.Sprintf("%s; target group health from ELB: %d/%d healthy", head, tally.healthy, total)
+	if tally.pending == 0 && len(tally.bad) == 0 && tally.healthy > 0 {
+		c.Verdict = Warn
+		return c
+	}
+	c.Verdict = Fail
+	c.Detail += ": " + v.unhealthy(tally)
+	return c
+}
+
+// destination names where a rule sends requests.
+func (r listenerRule) destination() string {
+	if len(r.TargetGroups) > 0 {
+		var names []string
+		for _, a := range r.TargetGroups {
+			names = append(names, "target group "+tgName(a))
+		}
+		return strings.Join(names, " and ")
+	}
+	if r.Action != "" {
+		return "a " + r.Action + " action"
+	}
+	return "no target"
 }
 
 func oneLineErr(err error) string {

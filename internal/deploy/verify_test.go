@@ -1,13 +1,26 @@
 package deploy
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,7 +75,37 @@ func fastVerify(env *environment.Environment, probe string) VerifyOptions {
 func newVPWorld(t *testing.T) *vpWorld {
 	t.Helper()
 	api := dockertest.Client(t)
-	image := dockertest.FixtureImageBuilt(t, api)
+	return newVPWorldOf(t, api, dockertest.FixtureImageBuilt(t, api))
+}
+
+// ownFixtureImage builds this checkout's demo program under a tag of the
+// test's own, for a test that needs what the shared fixture tag may lack
+// while another checkout rebuilds it on the same engine.
+func ownFixtureImage(t *testing.T, api *client.Client) string {
+	t.Helper()
+	dir := dockertest.FixtureContext(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range []string{"Dockerfile", "vmctl-demo"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(b))}))
+		_, err = tw.Write(b)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	tag := fmt.Sprintf("vmctl-fixture:own-%d-%d", os.Getpid(), time.Now().UnixNano())
+	resp, err := api.ImageBuild(context.Background(), &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, Version: build.BuilderV1})
+	require.NoError(t, err)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NotContains(t, string(out), `"errorDetail"`)
+	t.Cleanup(func() { _, _ = api.ImageRemove(context.Background(), tag, image.RemoveOptions{}) })
+	return tag
+}
+
+func newVPWorldOf(t *testing.T, api *client.Client, image string) *vpWorld {
+	t.Helper()
 	ctx := context.Background()
 	inspect, err := api.ImageInspect(ctx, image)
 	require.NoError(t, err)
@@ -128,6 +171,23 @@ func checksOf(rep *VerifyReport, kind string) []Check {
 	return out
 }
 
+func endpointsBySubject(rep *VerifyReport) map[string]Check {
+	out := map[string]Check{}
+	for _, c := range checksOf(rep, CheckEndpoint) {
+		out[c.Subject] = c
+	}
+	return out
+}
+
+func tgOf(plan *ecs.Plan, service string) string {
+	for _, s := range plan.Services {
+		if s.Name == service && s.LoadBalancer != nil {
+			return s.LoadBalancer.TargetGroup
+		}
+	}
+	return ""
+}
+
 func describeChecks(rep *VerifyReport) string {
 	var b strings.Builder
 	for _, c := range rep.Checks {
@@ -149,7 +209,7 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 		rep, err := Verify(ctx, c, plan, w.rel, fastVerify(env, okProbe))
 		require.NoError(t, err)
 		require.True(t, rep.Passed(), describeChecks(rep))
-		assert.Equal(t, Pass, rep.Verdict)
+		assert.Equal(t, Warn, rep.Verdict, "the backend's health path is not reached through the load balancer")
 		assert.Len(t, checksOf(rep, CheckParity), 4, "frontend, backend, voicevox, openvoice")
 		for _, ch := range checksOf(rep, CheckParity) {
 			if ch.Subject == "backend" {
@@ -157,9 +217,27 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 			}
 		}
 		assert.Len(t, checksOf(rep, CheckTargets), 2, "the public services: frontend and backend")
-		endpoints := checksOf(rep, CheckEndpoint)
+		endpoints := endpointsBySubject(rep)
 		require.Len(t, endpoints, 2)
-		assert.Regexp(t, `^GET http://127\.0\.0\.1:\d+/health answered 2xx`, endpoints[0].Detail)
+		front := endpoints["frontend"]
+		assert.Equal(t, Pass, front.Verdict)
+		assert.Regexp(t, `^GET http://127\.0\.0\.1:\d+/ answered 2xx through the default action of listener HTTP:80; P95 \S+ over 20 requests \(target 200ms\)$`, front.Detail)
+		require.NotNil(t, front.Latency)
+		assert.Equal(t, 20, front.Latency.Requests)
+		assert.Equal(t, 200.0, front.Latency.TargetMS)
+		// staging routes /api/* to the backend, so its /health is the
+		// frontend's: verify says it did not reach the backend, and what ELB says.
+		back := endpoints["backend"]
+		assert.Equal(t, Warn, back.Verdict, "never a pass it did not see through the load balancer")
+		assert.Equal(t, "no listener rule routes /health to backend (listener HTTP:80 sends it to target group "+tgOf(plan, "frontend")+" by the default action); target group health from ELB: 2/2 healthy", back.Detail)
+		assert.Nil(t, back.Latency, "no burst where the route does not reach the service")
+		assert.Contains(t, back.Fix, "route /health to target group "+tgOf(plan, "backend"))
+		for _, ch := range rep.Checks {
+			if ch != back {
+				assert.Equal(t, Pass, ch.Verdict, "%s %s: %s", ch.Check, ch.Subject, ch.Detail)
+			}
+		}
+		assert.Contains(t, rep.Summary(), "endpoint backend warning: no listener rule routes /health to backend")
 		assert.Len(t, checksOf(rep, CheckGPUHost), 2, "both g4dn hosts")
 		assert.Contains(t, checksOf(rep, CheckGPUHost)[0].Detail, "driver 535.104.05, Tesla T4 15360 MiB cc 7.5: ready")
 		require.NotNil(t, rep.Probe)
@@ -182,7 +260,7 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, checksOf(rep, CheckCUDAProbe)[0].Detail, `torch 2.0.1+cu117 is built for CUDA "11.7", not 11.8`)
 		for _, ch := range rep.Checks {
-			if ch.Check != CheckCUDAProbe {
+			if ch.Check != CheckCUDAProbe && !(ch.Check == CheckEndpoint && ch.Subject == "backend") {
 				assert.Equal(t, Pass, ch.Verdict, "only the probe fails: %s %s", ch.Check, ch.Detail)
 			}
 		}
@@ -281,4 +359,73 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 		assert.Contains(t, probe.Detail, "no GPU host could take the CUDA check task")
 		assert.Contains(t, probe.Fix, "add an instance to the Auto Scaling group "+group)
 	})
+
+	t.Run("a backend unhealthy and unreachable by route fails with ELB's reason", func(t *testing.T) {
+		// A target beside the tasks that refuses ELB's health checks.
+		groups, err := targetGroups(ctx, c.ELB, []string{tgOf(plan, "backend")})
+		require.NoError(t, err)
+		tg := sdkaws.ToString(groups[tgOf(plan, "backend")].TargetGroupArn)
+		dead, err := strconv.Atoi(dockertest.FreePort(t))
+		require.NoError(t, err)
+		require.NoError(t, w.sim.RegisterTarget(tg, dead))
+		t.Cleanup(func() { _ = w.sim.DeregisterTarget(tg, dead) })
+		require.Eventually(t, func() bool {
+			out, err := c.ELB.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: &tg})
+			return err == nil && slices.ContainsFunc(out.TargetHealthDescriptions, func(d elbtypes.TargetHealthDescription) bool {
+				return sdkaws.ToInt32(d.Target.Port) == int32(dead) && d.TargetHealth.State == elbtypes.TargetHealthStateEnumUnhealthy
+			})
+		}, 30*time.Second, 100*time.Millisecond)
+
+		rep, err := Verify(ctx, c, plan, w.rel, fastVerify(env, okProbe))
+		require.NoError(t, err)
+		assert.Equal(t, Fail, rep.Verdict)
+		back := endpointsBySubject(rep)["backend"]
+		assert.Equal(t, Fail, back.Verdict, back.Detail)
+		assert.Contains(t, back.Detail, "no listener rule routes /health to backend")
+		assert.Contains(t, back.Detail, fmt.Sprintf("target group health from ELB: 2/3 healthy: 127.0.0.1:%d in %s is unhealthy: Target.FailedHealthChecks Health checks failed", dead, tgOf(plan, "backend")))
+		assert.Equal(t, Pass, endpointsBySubject(rep)["frontend"].Verdict, "the frontend still answers /health for everyone")
+	})
+}
+
+// A backend whose route covers its health path is checked through the load
+// balancer, and a slow one is a warning that names its P95 and the target.
+func TestVerifyBurstWarnsOfASlowBackend(t *testing.T) {
+	api := dockertest.Client(t)
+	w := newVPWorldOf(t, api, ownFixtureImage(t, api)) // with DEMO_RESPONSE_DELAY
+	plan := w.plan(t, "staging", w.rel)
+	for i, s := range plan.Services {
+		if s.Name != "backend" {
+			continue
+		}
+		lb := *s.LoadBalancer
+		lb.PathPatterns = append(slices.Clone(lb.PathPatterns), "/health")
+		plan.Services[i].LoadBalancer = &lb
+		cd := &plan.Services[i].TaskDefinition.ContainerDefinitions[0]
+		cd.Environment = append(cd.Environment, ecstypes.KeyValuePair{Name: sdkaws.String("DEMO_RESPONSE_DELAY"), Value: sdkaws.String("300ms")})
+	}
+	w.sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, err := Deploy(ctx, w.clients["staging"], Options{Plan: plan, Release: w.rel, Poll: 100 * time.Millisecond})
+	require.NoError(t, err)
+
+	opts := fastVerify(w.envs["staging"], okProbe)
+	opts.Burst = 5
+	rep, err := Verify(ctx, w.clients["staging"], plan, w.rel, opts)
+	require.NoError(t, err)
+	assert.Equal(t, Warn, rep.Verdict, describeChecks(rep))
+	assert.True(t, rep.Passed(), "a warning does not fail verify")
+	back := endpointsBySubject(rep)["backend"]
+	assert.Equal(t, Warn, back.Verdict)
+	assert.Regexp(t, `^GET http://127\.0\.0\.1:\d+/health answered 2xx through rule 1 \(/api/\*, /health\) of listener HTTP:80; P95 3\d\d(\.\d+)?ms over 5 requests is above the 200ms API target$`, back.Detail)
+	require.NotNil(t, back.Latency)
+	assert.Equal(t, 5, back.Latency.Requests)
+	assert.GreaterOrEqual(t, back.Latency.P95MS, 300.0)
+	assert.Equal(t, 200.0, back.Latency.TargetMS)
+	js, err := json.Marshal(back)
+	require.NoError(t, err)
+	assert.Contains(t, string(js), `"latency":{"requests":5,"p95_ms":3`)
+	front := endpointsBySubject(rep)["frontend"]
+	assert.Equal(t, Pass, front.Verdict, front.Detail)
+	assert.Contains(t, front.Detail, "over 5 requests (target 200ms)")
 }

@@ -2,7 +2,10 @@ package deploy
 
 import (
 	"testing"
+	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -131,4 +134,78 @@ func TestTagValue(t *testing.T) {
 		long += "a"
 	}
 	assert.Len(t, tagValue(long), 256)
+}
+
+// routeOf answers as an ALB listener would: by priority, not by list order;
+// * and ? as ALB reads them; rules with conditions verify cannot meet
+// passed over; the default action last.
+func TestRouteOf(t *testing.T) {
+	const web, api, v1, hdr = "arn:tg/web", "arn:tg/api", "arn:tg/v1", "arn:tg/hdr"
+	rules := []listenerRule{
+		{Default: true, Action: "forward", TargetGroups: []string{web}},
+		{Priority: 20, PathPatterns: []string{"/api/*", "/health"}, Action: "forward", TargetGroups: []string{api}},
+		{Priority: 10, PathPatterns: []string{"/api/v?/*"}, Action: "forward", TargetGroups: []string{v1}},
+		{Priority: 5, PathPatterns: []string{"/*"}, Other: true, Action: "forward", TargetGroups: []string{hdr}},
+		{Priority: 30, PathPatterns: []string{"/old/*"}, Action: "redirect"},
+	}
+	tests := []struct {
+		path    string
+		want    string // the target group reached; "" for none
+		rule    string
+		noMatch bool
+	}{
+		{path: "/api/v1/voices", want: v1, rule: "rule 10 (/api/v?/*)"},         // 10 outranks 20, listed after it
+		{path: "/api/v12/voices", want: api, rule: "rule 20 (/api/*, /health)"}, // ? is one character
+		{path: "/api/", want: api, rule: "rule 20 (/api/*, /health)"},           // * matches nothing too
+		{path: "/health", want: api, rule: "rule 20 (/api/*, /health)"},         // a pattern with no wildcard is exact
+		{path: "/health?probe=1", want: api, rule: "rule 20 (/api/*, /health)"}, // the query is not the path
+		{path: "/healthz", want: web, rule: "the default action"},               // … and matches no longer path
+		{path: "/API/voices", want: web, rule: "the default action"},            // case-sensitive
+		{path: "/old/page", want: "", rule: "rule 30 (/old/*)"},                 // a redirect reaches no target group
+		{path: "/", want: web, rule: "the default action"},                      // the header rule 5 is passed over
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			r, ok := routeOf(rules, tt.path)
+			require.True(t, ok)
+			assert.Equal(t, tt.rule, r.String())
+			if tt.want == "" {
+				assert.Empty(t, r.TargetGroups)
+				return
+			}
+			assert.Equal(t, []string{tt.want}, r.TargetGroups)
+			assert.True(t, r.forwardsTo("arn:tg/other", tt.want))
+		})
+	}
+	_, ok := routeOf(rules[1:], "/elsewhere")
+	assert.False(t, ok, "no rule matches and there is no default action")
+}
+
+func TestRulesFromELB(t *testing.T) {
+	str := sdkaws.String
+	got := rulesFromELB([]elbtypes.Rule{
+		{Priority: str("3"), Conditions: []elbtypes.RuleCondition{{Field: str("path-pattern"), PathPatternConfig: &elbtypes.PathPatternConditionConfig{Values: []string{"/api/*"}}}},
+			Actions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, Order: sdkaws.Int32(1), ForwardConfig: &elbtypes.ForwardActionConfig{TargetGroups: []elbtypes.TargetGroupTuple{
+				{TargetGroupArn: str("blue"), Weight: sdkaws.Int32(100)}, {TargetGroupArn: str("green"), Weight: sdkaws.Int32(0)},
+			}}}}},
+		{Priority: str("4"), Conditions: []elbtypes.RuleCondition{{Field: str("host-header"), Values: []string{"x.example.com"}}, {Field: str("path-pattern"), Values: []string{"/x"}}},
+			Actions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumFixedResponse}}},
+		{Priority: str("default"), IsDefault: sdkaws.Bool(true), Actions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: str("web")}}},
+	})
+	assert.Equal(t, []listenerRule{
+		{Priority: 3, PathPatterns: []string{"/api/*"}, Action: "forward", TargetGroups: []string{"blue"}}, // green carries no weight
+		{Priority: 4, PathPatterns: []string{"/x"}, Other: true, Action: "fixed-response"},
+		{Default: true, Action: "forward", TargetGroups: []string{"web"}},
+	}, got)
+}
+
+func TestP95(t *testing.T) {
+	var s []time.Duration
+	for i := 20; i >= 1; i-- {
+		s = append(s, time.Duration(i)*time.Millisecond)
+	}
+	assert.Equal(t, 19*time.Millisecond, p95(s), "nearest rank: the 19th of 20, so one outlier does not decide")
+	assert.Equal(t, 5*time.Millisecond, p95([]time.Duration{5 * time.Millisecond}))
+	assert.Zero(t, p95(nil))
+	assert.Equal(t, 312.5, millis(312500*time.Microsecond))
 }
