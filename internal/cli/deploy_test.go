@@ -302,7 +302,7 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 		for _, tg := range svc.Tags {
 			tags[sdkaws.ToString(tg.Key)] = sdkaws.ToString(tg.Value)
 		}
-		assert.Equal(t, reason+" (r2)", tags[deploy.TagAllowVulnerable], sdkaws.ToString(svc.ServiceName))
+		assert.Equal(t, "r2: "+reason, tags[deploy.TagAllowVulnerable], sdkaws.ToString(svc.ServiceName))
 	}
 	logs := cloudwatchlogs.NewFromConfig(cfg)
 	groups, err := logs.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: sdkaws.String("/vmctl/staging/audit")})

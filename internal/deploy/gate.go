@@ -100,7 +100,7 @@ type Audit interface {
 // is created with the environment's audit retention when missing.
 func RecordOverride(ctx context.Context, c Clients, plan *ecs.Plan, o Override) error {
 	o.Event = "allow-vulnerable"
-	tag := []ecstypes.Tag{{Key: sdkaws.String(TagAllowVulnerable), Value: sdkaws.String(tagValue(o.Reason + " (" + o.Release + ")"))}}
+	tag := []ecstypes.Tag{{Key: sdkaws.String(TagAllowVulnerable), Value: sdkaws.String(tagValue(o.Release + ": " + o.Reason))}}
 	for _, s := range plan.Services {
 		arn, err := serviceARN(ctx, c.ECS, plan.Cluster, s.Name)
 		if err != nil {
