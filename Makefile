@@ -8,7 +8,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # go-nvml's header marks calls vmctl never makes as deprecated; keep the build quiet.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: help build test unit lint fuzz bench demo demo-down docker clean
+.PHONY: help build test unit lint fuzz bench demo demo-down docker tools clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,7 +19,14 @@ build: ## build bin/vmctl
 docker: ## make sure a Docker Engine answers (installs and starts one on Debian)
 	@.ci/docker-up
 
-test: docker ## what CI runs: lint, then every test against the real Docker Engine
+tools: ## make sure moto_server (the independent AWS the tests use) is installed; pip installs it when missing
+	@command -v moto_server >/dev/null 2>&1 || { \
+		echo "tools: installing moto[server] with pip" >&2; \
+		python3 -m pip install --quiet 'moto[server]' 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages 'moto[server]' || \
+		{ echo "tools: moto_server is missing and pip could not install it: run pip install 'moto[server]' (needs python3-pip)"; exit 1; }; }
+
+test: docker tools ## what CI runs: lint, then every test against the real Docker Engine (and moto_server)
 	@$(MAKE) --no-print-directory lint
 	@# -p 1: the packages share one Docker Engine; run one at a time so a
 	@# health deadline in one is not spent waiting on another's containers.
