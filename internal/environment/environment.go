@@ -81,9 +81,13 @@ type AWS struct {
 	Region    string `yaml:"region"`
 	// Profile is the shared-config profile whose credentials reach this
 	// account (e.g. an SSO profile); empty uses the ambient credentials.
-	Profile    string     `yaml:"profile,omitempty"`
-	Cluster    string     `yaml:"cluster"`  // ECS cluster name
-	Registry   string     `yaml:"registry"` // image registry host[:port], normally ECR's
+	Profile  string `yaml:"profile,omitempty"`
+	Cluster  string `yaml:"cluster"`  // ECS cluster name
+	Registry string `yaml:"registry"` // image registry host[:port], normally ECR's
+	// Domain is the public name users reach the app by (the ACM certificate's, in front
+	// of the ALB); verify checks it over HTTPS, certificate included, and that plain HTTP
+	// redirects. Empty: verify reaches the load balancer by its own DNS name.
+	Domain     string     `yaml:"domain,omitempty"`
 	Network    Network    `yaml:"network"`
 	Deployment Deployment `yaml:"deployment"`
 	Schedule   *Schedule  `yaml:"schedule"` // nil: always on

@@ -321,6 +321,7 @@ func TestInvalid(t *testing.T) {
 		{name: "missing gpu for ec2-gpu", changes: []change{{"    gpu: {count: 1, model: NVIDIA T4, min_memory_mib: 8192, cuda: \"11.8\", cudnn: \"8\"}\n", ""}}, field: "services.openvoice.gpu", reason: "is required", at: "  openvoice:\n"},
 		{name: "missing gpu min memory", changes: []change{{"min_memory_mib: 8192, ", ""}}, field: "services.openvoice.gpu.min_memory_mib", reason: "is required", at: "gpu: {"},
 		{name: "missing security group", changes: []change{{"      openvoice: sg-01111111111110005\n", ""}}, field: "aws.network.security_groups.openvoice", reason: "is required", at: "security_groups:"},
+		{name: "domain with a scheme", changes: []change{{"  cluster: vmctl-dev\n", "  cluster: vmctl-dev\n  domain: https://app.example.com\n"}}, field: "aws.domain", reason: "is not a domain name", at: "domain: https"},
 		{name: "protected and auto", changes: []change{{"kind: aws\n", "kind: aws\nprotected: true\n"}}, field: "aws.deployment.auto", reason: "cannot be true in a protected environment", at: "auto: true"},
 		{name: "protected local", doc: localBase, changes: []change{{"kind: local\n", "kind: local\nprotected: true\n"}}, field: "protected", reason: "is only for kind aws", at: "protected: true"},
 		{name: "missing log retention", changes: []change{{"    audit_retention_days: 365\n", ""}}, field: "aws.logs.audit_retention_days", reason: "is required", at: "  logs:"},
@@ -427,4 +428,10 @@ func keys[V any](m map[string]V) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+func TestDomainLoads(t *testing.T) {
+	e, err := Load(write(t, edit(t, base, "  cluster: vmctl-dev\n", "  cluster: vmctl-dev\n  domain: app.vmapp.example.com\n")))
+	require.NoError(t, err)
+	assert.Equal(t, "app.vmapp.example.com", e.AWS.Domain)
 }

@@ -63,6 +63,7 @@ var (
 	region       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 	clusterName  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 	registryHost = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$`)
+	domainName   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 	envName      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	secretARN    = regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:(ssm:[a-z0-9-]+:\d{12}:parameter/|secretsmanager:[a-z0-9-]+:\d{12}:secret:).+$`)
 	version      = regexp.MustCompile(`^\d+(\.\d+)*$`)
@@ -201,6 +202,9 @@ func (v *validator) aws(path string, a *AWS, services map[string]Service) {
 	v.match(path+".region", a.Region, region, "an AWS region such as ap-northeast-1")
 	v.match(path+".cluster", a.Cluster, clusterName, "an ECS cluster name (letters, digits, - and _)")
 	v.match(path+".registry", a.Registry, registryHost, "a registry host[:port] without scheme or path")
+	if a.Domain != "" && !domainName.MatchString(a.Domain) {
+		v.fail(path+".domain", "%q is not a domain name (a host name such as app.example.com, without scheme, port or path)", a.Domain)
+	}
 	v.network(path+".network", a.Network, a.Region, services)
 
 	d := path + ".deployment"
