@@ -9,12 +9,9 @@ package mototest
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
+	"github.com/vmctl/vmctl/internal/dockertest"
 )
 
 // Server is one running moto_server.
@@ -45,9 +43,9 @@ func Start(t testing.TB, account string) *Server {
 		}
 		t.Skipf("moto_server is not installed: %v", err)
 	}
-	port := freePort(t)
+	port := dockertest.FreePort(t)
 	var out syncBuffer
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", port)
 	cmd.Env = append(os.Environ(), "MOTO_ACCOUNT_ID="+account)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers go with it
@@ -68,7 +66,7 @@ func Start(t testing.TB, account string) *Server {
 			t.Logf("moto_server output:\n%s", out.String())
 		}
 	})
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Account: account, Region: "ap-northeast-1"}
+	s := &Server{URL: "http://127.0.0.1:" + port, Account: account, Region: "ap-northeast-1"}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/moto-api/")
@@ -98,16 +96,6 @@ func (s *Server) Config(t testing.TB) sdkaws.Config {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // syncBuffer collects the server's output from its two streams.

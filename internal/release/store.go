@@ -115,20 +115,28 @@ func (s Store) RecordDigests(id string, digests map[string]string) (*Release, er
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	path, err := s.path(id)
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := s.writeTemp(*r)
-	if err != nil {
-		return nil, fmt.Errorf("record digests of release %s: %w", id, err)
-	}
-	// Rename is atomic: a crash leaves the old manifest or the new one, never half.
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := s.replace(*r); err != nil {
 		return nil, fmt.Errorf("record digests of release %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// replace rewrites a saved release's manifest through a temporary file and a rename,
+// which is atomic: a crash leaves the old manifest or the new one, never half.
+func (s Store) replace(r Release) error {
+	path, err := s.path(r.ID)
+	if err != nil {
+		return err
+	}
+	tmp, err := s.writeTemp(r)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // Get reads one release.

@@ -113,3 +113,20 @@ func TestStoreWritesThroughAFreshTemporaryFile(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"r1.json", "r1.json.tmp"}, names, "no temporary file is left behind")
 }
+
+// An override is appended to the manifest; the images stay as they were.
+func TestRecordOverride(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	r := Release{ID: "r1", Images: map[string]Image{"web": {ImageID: "sha256:" + strings.Repeat("a", 64)}}}
+	require.NoError(t, s.Save(r))
+	at := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	_, err := s.RecordOverride("r1", Override{Environment: "prod", Action: "deploy", Reason: "修正待ち", At: at, Blocked: []string{"web sha256:…: scan FAILED"}})
+	require.NoError(t, err)
+	got, err := s.Get("r1")
+	require.NoError(t, err)
+	require.Len(t, got.Overrides, 1)
+	assert.Equal(t, "修正待ち", got.Overrides[0].Reason)
+	assert.Equal(t, r.Images, got.Images)
+	_, err = s.RecordOverride("../x", Override{})
+	assert.ErrorContains(t, err, "not a release id")
+}
