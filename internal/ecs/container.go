@@ -146,6 +146,18 @@ func (r *renderer) container(name, task string, es environment.Service, main boo
 		DockerLabels: svc.Labels,
 	}
 	def.Environment, def.Secrets = r.environ(name, task, svc, es, main)
+	if w, ok := r.inClear(name, task, "command", es); ok {
+		def.Command = w.Command
+	}
+	if w, ok := r.inClear(name, task, "entrypoint", es); ok {
+		def.EntryPoint = w.Command
+	}
+	if w, ok := r.inClear(name, task, "healthcheck.test", es); ok && def.HealthCheck != nil {
+		def.HealthCheck.Command = w.Test
+	}
+	if w, ok := r.inClear(name, task, "labels", es); ok {
+		def.DockerLabels = w.Labels
+	}
 	r.checkDeploy(name, task, svc)
 	def.ResourceRequirements = r.gpu(name, svc, es, main)
 	if svc.Privileged && !fargate {
@@ -342,11 +354,69 @@ func (r *renderer) environ(name, task string, svc types.ServiceConfig, es enviro
 			}
 		}
 		if !overrides[k] {
+			if vars := r.variables(name, key); len(vars) > 0 {
+				r.fail(name, key, "its value comes from %s (the operator's environment, a .env or an env_file), not the compose file, so it would sit in the task definition in plain text: declare it under services.%s.secrets in %s.yaml (an SSM parameter or Secrets Manager ARN), or set it in services.%s.environment there if it is not secret",
+					refs(vars), task, r.env.Name, task)
+				continue
+			}
 			v = r.rewriteStores(name, k, v)
 		}
 		env = append(env, ecstypes.KeyValuePair{Name: aws.String(k), Value: aws.String(v)})
 	}
 	return env, secrets
+}
+
+// variables names the variables service name's key was written with (see stack.Variables).
+func (r *renderer) variables(name, key string) []string {
+	vars, err := r.st.Variables(name, key)
+	if err != nil {
+		r.fail(name, key, "%v", err)
+	}
+	return vars
+}
+
+// inClear refuses a key the task definition carries in clear (command, entrypoint, health
+// check, labels) when it was interpolated from the operator's environment: the value would
+// be readable by anyone who can describe the task definition, and would depend on whoever
+// ran vmctl. A variable the environment file declares plain is allowed, and ok says the key
+// was interpolated again with the file's values, which the caller uses instead.
+func (r *renderer) inClear(name, task, key string, es environment.Service) (stack.Written, bool) {
+	vars := r.variables(name, key)
+	if len(vars) == 0 {
+		return stack.Written{}, false
+	}
+	var secret, undeclared []string
+	for _, v := range vars {
+		if _, ok := es.Secrets[v]; ok {
+			secret = append(secret, v)
+		} else if _, ok := es.Environment[v]; !ok {
+			undeclared = append(undeclared, v)
+		}
+	}
+	switch {
+	case len(secret) > 0:
+		r.fail(name, key, "reads the secret %s, which would sit in the task definition in clear: read it when the container runs instead ($$%s in a shell command)", refs(secret), secret[0])
+	case len(undeclared) > 0:
+		r.fail(name, key, "interpolates %s from the operator's environment or a .env file, which would sit in the task definition in clear: set it in services.%s.environment in %s.yaml if it is not secret, or declare it under services.%s.secrets and read it when the container runs ($$%s in a shell command)",
+			refs(undeclared), task, r.env.Name, task, undeclared[0])
+	default:
+		w, err := r.st.Reinterpolate(name, key, es.Environment)
+		if err != nil {
+			r.fail(name, key, "%v", err)
+			return stack.Written{}, false
+		}
+		return w, true
+	}
+	return stack.Written{}, false
+}
+
+// refs writes variable names as compose references: ${A}, ${B}.
+func refs(vars []string) string {
+	out := make([]string, len(vars))
+	for i, v := range vars {
+		out[i] = "${" + v + "}"
+	}
+	return strings.Join(out, ", ")
 }
 
 // rewriteStores points a value that names a local stand-in (redis://redis:6379/0) at the

@@ -211,6 +211,9 @@ func Render(st *stack.Stack, env *environment.Environment, rel release.Release) 
 	if err := rel.Validate(); err != nil {
 		return nil, fmt.Errorf("render %s: release: %w", env.Name, err)
 	}
+	if err := st.Written(); err != nil {
+		return nil, fmt.Errorf("render %s: %w", env.Name, err)
+	}
 	a := env.AWS
 	r := &renderer{
 		st: st, env: env, aws: a, rel: rel,

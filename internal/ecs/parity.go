@@ -90,7 +90,14 @@ func LocalView(st *stack.Stack, local *environment.Environment) View {
 		repo, digest := splitImage(ref)
 		f.add("image", repo, false)
 		f = append(f, Fact{Field: "digest", Value: digest, Unknown: digest == ""})
-		addCommand(&f, svc.Command, svc.Entrypoint, svc.WorkingDir, svc.User)
+		command, entrypoint := svc.Command, svc.Entrypoint
+		if w, ok := asWritten(st, name, "command"); ok {
+			command = w.Command
+		}
+		if w, ok := asWritten(st, name, "entrypoint"); ok {
+			entrypoint = w.Command
+		}
+		addCommand(&f, command, entrypoint, svc.WorkingDir, svc.User)
 		var ports []string
 		for _, p := range svc.Ports {
 			ports = append(ports, fmt.Sprintf("%d/%s", p.Target, cmp.Or(p.Protocol, "tcp")))
@@ -113,6 +120,9 @@ func LocalView(st *stack.Stack, local *environment.Environment) View {
 			f = append(f, names[k])
 		}
 		hc, _ := healthCheck(svc.HealthCheck)
+		if w, ok := asWritten(st, name, "healthcheck.test"); ok && hc != nil {
+			hc.Command = w.Test
+		}
 		f.add("health", describeHealth(hc), false)
 		f.add("health path", st.Extension(name).HealthPath, false)
 		for _, vol := range svc.Volumes {
@@ -296,6 +306,28 @@ func Compare(a, b View) Report {
 		}
 	}
 	return rep
+}
+
+// asWritten is a local key with its variables as references (${NAME}) when it reads any:
+// locally they are interpolated from the operator's shell and could hold a secret, which
+// diff must not print. ok is false when the key reads none.
+func asWritten(st *stack.Stack, name, key string) (stack.Written, bool) {
+	vars, err := st.Variables(name, key)
+	if err != nil {
+		return stack.Written{Command: []string{"(not shown)"}, Test: []string{"(not shown)"}}, true
+	}
+	if len(vars) == 0 {
+		return stack.Written{}, false
+	}
+	refs := map[string]string{}
+	for _, v := range vars {
+		refs[v] = "${" + v + "}"
+	}
+	w, err := st.Reinterpolate(name, key, refs)
+	if err != nil {
+		return stack.Written{Command: []string{"(not shown)"}, Test: []string{"(not shown)"}}, true
+	}
+	return w, true
 }
 
 func only(fs []Fact, field string) []Fact {

@@ -100,15 +100,15 @@ type fixture struct {
 	services map[string]environment.Service
 	edit     func(*environment.Environment)
 	rel      release.Release
+	// shell is the operator's environment the stack is interpolated with; files are written
+	// next to the compose file (a .env, an env_file).
+	shell map[string]string
+	files map[string]string
 }
 
 func (fx fixture) render(t *testing.T) (*ecs.Plan, error) {
 	t.Helper()
-	dir := t.TempDir()
-	file := filepath.Join(dir, "compose.yaml")
-	require.NoError(t, os.WriteFile(file, []byte("name: fx\n"+fx.compose), 0o644))
-	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{file}, WorkDir: dir})
-	require.NoError(t, err)
+	st := fx.stack(t)
 	env := loadEnv(t, "prod")
 	env.Services = fx.services
 	for name := range fx.services {
@@ -122,6 +122,20 @@ func (fx fixture) render(t *testing.T) (*ecs.Plan, error) {
 		rel = release.Release{ID: "r1", Images: map[string]release.Image{"app": {Digest: fakeDigest("app")}, "side": {Digest: fakeDigest("side")}}}
 	}
 	return ecs.Render(st, env, rel)
+}
+
+// stack loads the fixture's compose file, interpolated with its shell.
+func (fx fixture) stack(t *testing.T) *stack.Stack {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("name: fx\n"+fx.compose), 0o644))
+	for name, content := range fx.files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{file}, WorkDir: dir, Env: fx.shell})
+	require.NoError(t, err)
+	return st
 }
 
 func fargate(port int) environment.Service {

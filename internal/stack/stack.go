@@ -50,6 +50,10 @@ type LoadOptions struct {
 type Stack struct {
 	Project *types.Project
 	ext     map[string]Extension
+	// written is each service as the compose files write it, before interpolation; see
+	// Variables. writtenErr is why it could not be read.
+	written    map[string]map[string]any
+	writtenErr error
 }
 
 // DefaultFiles are looked up, in order, when no -f is given.
@@ -94,7 +98,13 @@ func Load(ctx context.Context, opts LoadOptions) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", strings.Join(files, ", "), err)
 	}
-	return New(project)
+	st, err := New(project)
+	if err != nil {
+		return nil, err
+	}
+	// Only rendering needs it, so a failure waits there rather than failing every command.
+	st.written, st.writtenErr = loadWritten(ctx, files, opts, project.Name)
+	return st, nil
 }
 
 // New wraps an already loaded project, validating what vmctl adds to it.

@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -157,4 +158,53 @@ func TestHostPorts(t *testing.T) {
 	got, err := stack.HostPorts(svc)
 	require.NoError(t, err)
 	assert.Equal(t, []stack.HostPort{{Port: 8000, Protocol: "tcp"}, {Port: 8001, Protocol: "tcp"}, {Port: 8002, Protocol: "tcp"}, {Port: 53, Protocol: "udp"}}, got)
+}
+
+// Variables tells a literal value from one written with ${VAR}, for rendering to refuse.
+func TestVariablesReadTheFileAsWritten(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`name: fx
+services:
+  map:
+    image: x
+    environment: {LIT: "a", DOLLAR: "$$HOME", REF: "${A}", DEF: "${B:-${C}}", NUM: 3, BARE: }
+    command: "serve $$X"
+    healthcheck: {test: [CMD, check, "$D"]}
+  list:
+    image: x
+    environment: [LIT=a, REF=$E, BARE]
+    labels: ["k=${F:?set F}"]
+`), 0o644))
+	st := load(t, file, map[string]string{"A": "1", "BARE": "2", "E": "3", "F": "4"})
+	tests := []struct {
+		service, key string
+		want         []string
+	}{
+		{"map", "environment.LIT", []string{}},
+		{"map", "environment.DOLLAR", []string{}},
+		{"map", "environment.NUM", []string{}},
+		{"map", "environment.REF", []string{"A"}},
+		{"map", "environment.DEF", []string{"B", "C"}},
+		{"map", "environment.BARE", []string{"BARE"}},
+		{"map", "environment.MISSING", []string{"MISSING"}},
+		{"map", "command", []string{}},
+		{"map", "healthcheck.test", []string{"D"}},
+		{"list", "environment.LIT", []string{}},
+		{"list", "environment.REF", []string{"E"}},
+		{"list", "environment.BARE", []string{"BARE"}},
+		{"list", "labels", []string{"F"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.service+" "+tt.key, func(t *testing.T) {
+			got, err := st.Variables(tt.service, tt.key)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	_, err := st.Variables("map", "image")
+	assert.ErrorContains(t, err, `key "image" is not one of`)
+
+	bare, err := stack.New(st.Project)
+	require.NoError(t, err)
+	assert.ErrorContains(t, bare.Written(), "load it with stack.Load")
 }
