@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -51,9 +52,12 @@ type Stack struct {
 	Project *types.Project
 	ext     map[string]Extension
 	// written is each service as the compose files write it, before interpolation; see
-	// Variables. writtenErr is why it could not be read.
-	written    map[string]map[string]any
-	writtenErr error
+	// Variables. writtenErr is why it could not be read. Only rendering for AWS asks, so
+	// the second read of the files happens then (readWritten), not on every local command.
+	readWritten func() (map[string]map[string]any, error)
+	writtenOnce sync.Once
+	written     map[string]map[string]any
+	writtenErr  error
 }
 
 // DefaultFiles are looked up, in order, when no -f is given.
@@ -103,7 +107,9 @@ func Load(ctx context.Context, opts LoadOptions) (*Stack, error) {
 		return nil, err
 	}
 	// Only rendering needs it, so a failure waits there rather than failing every command.
-	st.written, st.writtenErr = loadWritten(ctx, files, opts, project.Name)
+	st.readWritten = func() (map[string]map[string]any, error) {
+		return loadWritten(context.WithoutCancel(ctx), files, opts, project.Name)
+	}
 	return st, nil
 }
 

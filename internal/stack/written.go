@@ -56,6 +56,11 @@ func loadWritten(ctx context.Context, files []string, opts LoadOptions, name str
 // Written says why the compose files could not be read as written, if they could not:
 // without that, nothing tells a literal value from an interpolated one.
 func (s *Stack) Written() error {
+	s.writtenOnce.Do(func() {
+		if s.readWritten != nil {
+			s.written, s.writtenErr = s.readWritten()
+		}
+	})
 	switch {
 	case s.writtenErr != nil:
 		return fmt.Errorf("read the compose files without interpolation, to tell literal values from ${VAR}: %w", s.writtenErr)
