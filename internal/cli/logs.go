@@ -6,10 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmctl/vmctl/internal/deploy"
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/engine"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 type logsOptions struct {
@@ -87,5 +88,5 @@ func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOpti
 	if err != nil {
 		return err
 	}
-	return deploy.FollowLogs(ctx, deploy.NewClients(cfg), plan, o.services[0], f.IO.Out, deploy.LogsOptions{Follow: o.follow, Terminal: f.IO.OutIsTerminal})
+	return status.FollowLogs(ctx, vmaws.NewClients(cfg), plan, o.services[0], f.IO.Out, status.LogsOptions{Follow: o.follow, Terminal: f.IO.OutIsTerminal})
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
 )
 
@@ -114,11 +114,11 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "pushing release %s to %s (account %s as %s)\n", rel.ID, o.env, id.Account, id.ARN)
-	pushed, err := deploy.Push(ctx, ecr.NewFromConfig(cfg), docker, plan, rel, pw)
+	pushed, err := registry.Push(ctx, ecr.NewFromConfig(cfg), docker, plan, rel, pw)
 	pw.Close()
 	if len(pushed) > 0 {
 		// Record what did land, even if a later image failed.
-		if _, rerr := releaseStore(g).RecordDigests(rel.ID, deploy.Digests(pushed)); rerr != nil && err == nil {
+		if _, rerr := releaseStore(g).RecordDigests(rel.ID, registry.Digests(pushed)); rerr != nil && err == nil {
 			err = rerr
 		}
 	}

@@ -1,4 +1,4 @@
-package deploy
+package rollout
 
 import (
 	"context"
@@ -7,100 +7,42 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
-	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
-	"github.com/vmctl/vmctl/internal/progress"
-	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/registry"
 )
 
-// ScanOptions tunes how long the scan gate waits for a scan in progress.
-type ScanOptions struct {
-	Timeout  time.Duration // 5 min
-	Poll     time.Duration // 2 s
-	Progress progress.Writer
-}
-
-// GateScans reads each image's ECR scan and returns the scans and the images the
-// gate blocks. The gate fails closed: CRITICAL findings block, and so does a scan
-// that is missing, failed, unsupported or otherwise not finished, since an image
-// nobody scanned is not an image known to be clean.
-func GateScans(ctx context.Context, api ECRAll, images []PromoteImage, opts ScanOptions) (scans, blocked []ImageScan, err error) {
-	scans, err = scanImages(ctx, api, images, opts)
-	if err != nil {
-		return scans, nil, err
-	}
-	for _, s := range scans {
-		if !scanFinished(s) || len(s.Critical) > 0 || s.Counts["CRITICAL"] > 0 {
-			blocked = append(blocked, s)
-		}
-	}
-	return scans, blocked, nil
-}
-
-// scanFinished: ECR finished scanning the image (basic scanning says COMPLETE,
-// enhanced scanning ACTIVE).
-func scanFinished(s ImageScan) bool {
-	return s.Status == string(ecrtypes.ScanStatusComplete) || s.Status == string(ecrtypes.ScanStatusActive)
-}
-
-// ReleaseImages pairs each image of a release with its repository in the plan's
-// registry, for the scan gate of a deploy or rollback.
-func ReleaseImages(plan *ecs.Plan, rel *release.Release) ([]PromoteImage, error) {
-	return promoteImages(plan, plan, rel)
-}
-
-// CheckScans is the scan gate of a write into an environment: it returns the blocked
-// images, or an error wrapping ErrVulnerable when some are blocked and no reason
-// allows them. what names the write for the message.
-func CheckScans(ctx context.Context, api ECRAll, plan *ecs.Plan, rel *release.Release, allow string, opts ScanOptions) ([]ImageScan, error) {
-	images, err := ReleaseImages(plan, rel)
-	if err != nil {
-		return nil, err
-	}
-	_, blocked, err := GateScans(ctx, api, images, opts)
-	if err != nil {
-		return nil, err
-	}
-	if len(blocked) > 0 && strings.TrimSpace(allow) == "" {
-		return blocked, fmt.Errorf("%w for release %s in %s: %s: rebuild on patched bases or rescan, or pass --allow-vulnerable \"why\" to ship it anyway (the reason is recorded)", ErrVulnerable, rel.ID, plan.Environment, describeVulnerable(blocked))
-	}
-	return blocked, nil
-}
+// TagAllowVulnerable records on task definitions and services why images the scan
+// gate blocked were let in.
+const TagAllowVulnerable = "vmctl:allow-vulnerable"
 
 // Override is a recorded decision to ship images the scan gate blocked.
 type Override struct {
-	Event       string      `json:"event"` // "allow-vulnerable"
-	Environment string      `json:"environment"`
-	Release     string      `json:"release"`
-	Action      string      `json:"action"` // deploy, promote, rollback
-	Reason      string      `json:"reason"`
-	By          string      `json:"by"` // the caller's ARN
-	At          time.Time   `json:"at"`
-	Images      []ImageScan `json:"images"`
-}
-
-// Audit is the part of CloudWatch Logs that keeps the environment's audit trail.
-type Audit interface {
-	CreateLogGroup(ctx context.Context, in *cloudwatchlogs.CreateLogGroupInput, opts ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.CreateLogGroupOutput, error)
-	PutRetentionPolicy(ctx context.Context, in *cloudwatchlogs.PutRetentionPolicyInput, opts ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.PutRetentionPolicyOutput, error)
-	CreateLogStream(ctx context.Context, in *cloudwatchlogs.CreateLogStreamInput, opts ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.CreateLogStreamOutput, error)
-	PutLogEvents(ctx context.Context, in *cloudwatchlogs.PutLogEventsInput, opts ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.PutLogEventsOutput, error)
+	Event       string               `json:"event"` // "allow-vulnerable"
+	Environment string               `json:"environment"`
+	Release     string               `json:"release"`
+	Action      string               `json:"action"` // deploy, promote, rollback
+	Reason      string               `json:"reason"`
+	By          string               `json:"by"` // the caller's ARN
+	At          time.Time            `json:"at"`
+	Images      []registry.ImageScan `json:"images"`
 }
 
 // RecordOverride makes an override durable in AWS: a tag on every service of the plan
 // (TagResource: UpdateService carries no tags, so a tag set at creation would be the
 // first override's forever) and an event in the environment's audit log group, which
 // is created with the environment's audit retention when missing.
-func RecordOverride(ctx context.Context, c Clients, plan *ecs.Plan, o Override) error {
+func RecordOverride(ctx context.Context, c aws.Clients, plan *ecs.Plan, o Override) error {
 	o.Event = "allow-vulnerable"
-	tag := []ecstypes.Tag{{Key: sdkaws.String(TagAllowVulnerable), Value: sdkaws.String(tagValue(o.Release + ": " + o.Reason))}}
+	tag := []ecstypes.Tag{{Key: sdkaws.String(TagAllowVulnerable), Value: sdkaws.String(TagValue(o.Release + ": " + o.Reason))}}
 	for _, s := range plan.Services {
 		arn, err := serviceARN(ctx, c.ECS, plan.Cluster, s.Name)
 		if err != nil {
@@ -118,7 +60,7 @@ func RecordOverride(ctx context.Context, c Clients, plan *ecs.Plan, o Override) 
 
 // WriteAudit appends one JSON event to the audit log group, making sure the group
 // exists with its retention first.
-func WriteAudit(ctx context.Context, api Audit, group ecs.LogGroup, event any) error {
+func WriteAudit(ctx context.Context, api aws.Audit, group ecs.LogGroup, event any) error {
 	if api == nil || group.Name == "" {
 		return errors.New("write the audit event: the environment has no audit log group")
 	}
@@ -152,13 +94,28 @@ func WriteAudit(ctx context.Context, api Audit, group ecs.LogGroup, event any) e
 }
 
 // serviceARN is the ARN of a service that is not deleted, or "" when there is none.
-func serviceARN(ctx context.Context, api ECS, cluster, name string) (string, error) {
-	svcs, err := describeServices(ctx, api, cluster, []string{name})
+func serviceARN(ctx context.Context, api aws.ECS, cluster, name string) (string, error) {
+	svcs, err := DescribeServices(ctx, api, cluster, []string{name})
 	if err != nil {
 		return "", err
 	}
 	return sdkaws.ToString(svcs[name].ServiceArn), nil
 }
 
-// DescribeBlocked names each blocked image and why, in one clause each.
-func DescribeBlocked(scans []ImageScan) string { return describeVulnerable(scans) }
+// TagValue fits free text into an ECS tag value: at most 256 characters that are
+// letters and digits in any script, spaces, and _ . : / = + - @ (AWS's tag rule), so a
+// reason written in Japanese is kept, not emptied.
+func TagValue(s string) string {
+	clean := strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsLetter(r), unicode.IsNumber(r), unicode.IsMark(r), strings.ContainsRune(" _.:/=+-@", r):
+			return r
+		}
+		return ' '
+	}, s)
+	clean = strings.Join(strings.Fields(clean), " ")
+	if r := []rune(clean); len(r) > 256 {
+		clean = string(r[:256])
+	}
+	return clean
+}
