@@ -77,22 +77,14 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	if err != nil {
 		return err
 	}
-	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
+	t, err := cloudTarget(ctx, f, g, o.env, *rel)
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
-		return err
-	}
+	env, id, c, plan := t.env, t.id, t.clients, t.plan
 	if plan.Unpinned {
 		return fmt.Errorf("deploy %s to %s: the release has no digest for some images, and vmctl deploys by digest only: push it first (vmctl push --env %s --release %s)", rel.ID, env.Name, env.Name, rel.ID)
 	}
-	c := vmaws.NewClients(cfg)
 	changes, err := rollout.Changes(ctx, c, plan)
 	if err != nil {
 		return fmt.Errorf("deploy %s to %s: %w", rel.ID, env.Name, err)

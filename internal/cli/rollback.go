@@ -11,8 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/rollout"
 )
@@ -67,19 +65,11 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 			return err
 		}
 	}
-	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
+	tg, err := cloudTarget(ctx, f, g, o.env, *rel)
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
-		return err
-	}
-	c := vmaws.NewClients(cfg)
+	env, id, c, plan := tg.env, tg.id, tg.clients, tg.plan
 	w := f.IO.ErrOut
 	ap := f.approval(o.approval)
 	var override *scanOverride

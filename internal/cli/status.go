@@ -72,19 +72,11 @@ func runStatus(ctx context.Context, f *Factory, g *globalOptions, o *statusOptio
 	if o.all {
 		return runParity(ctx, f, g, format)
 	}
-	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
+	tg, err := cloudTarget(ctx, f, g, o.env, release.Release{})
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return err
-	}
-	rep, err := status.Status(ctx, vmaws.NewClients(cfg), plan)
+	rep, err := status.Status(ctx, tg.clients, tg.plan)
 	if err != nil {
 		return err
 	}

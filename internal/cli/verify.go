@@ -15,7 +15,6 @@ import (
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/rollout"
-	"github.com/vmctl/vmctl/internal/stack"
 	"github.com/vmctl/vmctl/internal/verify"
 )
 
@@ -84,28 +83,25 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 			return err
 		}
 	}
-	st, err := f.loadStack(ctx, g)
+	// The empty release's plan first: it is what runningRelease reads.
+	t, err := cloudTarget(ctx, f, g, o.env, release.Release{})
 	if err != nil {
 		return err
 	}
-	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
-	if err != nil {
-		return err
-	}
-	clients := vmaws.NewClients(cfg)
+	env, clients := t.env, t.clients
 	var rel *release.Release
 	if o.release != "" {
 		rel, err = releaseStore(g).Get(o.release)
 	} else {
-		rel, err = runningRelease(ctx, f, g, clients, st, env)
+		rel, err = runningRelease(ctx, f, g, t)
 	}
 	if err != nil {
 		return err
 	}
-	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
+	if err := t.render(*rel); err != nil {
 		return err
 	}
+	plan := t.plan
 	pw, err := g.progressWriter(f)
 	if err != nil {
 		return err
@@ -149,12 +145,10 @@ func verifyExit(rep *verify.Report) error {
 
 // runningRelease is the release an environment runs: its manifest from the
 // local store when it has one, else one made of the digests ECS runs.
-func runningRelease(ctx context.Context, f *Factory, g *globalOptions, c vmaws.Clients, st *stack.Stack, env *environment.Environment) (*release.Release, error) {
-	bare, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return nil, err
-	}
-	id, digests, err := rollout.CurrentRelease(ctx, c, bare)
+// t's plan is the empty release's.
+func runningRelease(ctx context.Context, f *Factory, g *globalOptions, t *target) (*release.Release, error) {
+	env := t.env
+	id, digests, err := rollout.CurrentRelease(ctx, t.clients, t.plan)
 	if err != nil {
 		return nil, fmt.Errorf("find the release %s runs: %w", env.Name, err)
 	}

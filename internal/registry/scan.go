@@ -121,15 +121,13 @@ func CheckScans(ctx context.Context, api aws.ECRAll, plan *ecs.Plan, rel *releas
 		return nil, err
 	}
 	if len(blocked) > 0 && strings.TrimSpace(allow) == "" {
-		return blocked, fmt.Errorf("%w for release %s in %s: %s: rebuild on patched bases or rescan, or pass --allow-vulnerable \"why\" to ship it anyway (the reason is recorded)", ErrVulnerable, rel.ID, plan.Environment, describeVulnerable(blocked))
+		return blocked, fmt.Errorf("%w for release %s in %s: %s: rebuild on patched bases or rescan, or pass --allow-vulnerable \"why\" to ship it anyway (the reason is recorded)", ErrVulnerable, rel.ID, plan.Environment, DescribeBlocked(blocked))
 	}
 	return blocked, nil
 }
 
 // DescribeBlocked names each blocked image and why, in one clause each.
-func DescribeBlocked(scans []ImageScan) string { return describeVulnerable(scans) }
-
-func describeVulnerable(scans []ImageScan) string {
+func DescribeBlocked(scans []ImageScan) string {
 	var parts []string
 	for _, s := range scans {
 		if !scanFinished(s) {
@@ -162,7 +160,7 @@ func scanImages(ctx context.Context, api aws.ECRAll, images []Image, opts ScanOp
 		status, detail := progress.Done, s.Status
 		switch {
 		case len(s.Critical) > 0 || s.Counts["CRITICAL"] > 0:
-			status, detail = progress.Error, describeVulnerable([]ImageScan{s})
+			status, detail = progress.Error, DescribeBlocked([]ImageScan{s})
 		case !scanFinished(s):
 			status = progress.Error
 		}
