@@ -14,10 +14,10 @@ import (
 	"golang.org/x/term"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/rollout"
 )
 
 type deployOptions struct {
@@ -77,23 +77,15 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	if err != nil {
 		return err
 	}
-	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
+	t, err := cloudTarget(ctx, f, g, o.env, *rel)
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
-		return err
-	}
+	env, id, c, plan := t.env, t.id, t.clients, t.plan
 	if plan.Unpinned {
 		return fmt.Errorf("deploy %s to %s: the release has no digest for some images, and vmctl deploys by digest only: push it first (vmctl push --env %s --release %s)", rel.ID, env.Name, env.Name, rel.ID)
 	}
-	c := deploy.NewClients(cfg)
-	changes, err := deploy.Changes(ctx, c, plan)
+	changes, err := rollout.Changes(ctx, c, plan)
 	if err != nil {
 		return fmt.Errorf("deploy %s to %s: %w", rel.ID, env.Name, err)
 	}
@@ -117,7 +109,7 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	if err != nil {
 		return err
 	}
-	res, err := deploy.Deploy(ctx, c, deploy.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll})
+	res, err := rollout.Deploy(ctx, c, rollout.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll})
 	pw.Close()
 	if rerr := override.record(ctx, c, plan); rerr != nil {
 		err = errors.Join(err, rerr)
@@ -127,8 +119,8 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 
 // finishRollout prints a deploy's or rollback's result, says what still rolls out when
 // watching stopped, and passes the error on for the exit code.
-func finishRollout(f *Factory, format outputFormat, res *deploy.Result, err error) error {
-	var sr *deploy.StillRolling
+func finishRollout(f *Factory, format outputFormat, res *rollout.Result, err error) error {
+	var sr *rollout.StillRolling
 	if errors.As(err, &sr) {
 		fmt.Fprintln(f.IO.ErrOut, sr.Error())
 	}
@@ -146,7 +138,7 @@ func finishRollout(f *Factory, format outputFormat, res *deploy.Result, err erro
 	return err
 }
 
-func printRollout(ios *IOStreams, res *deploy.Result) error {
+func printRollout(ios *IOStreams, res *rollout.Result) error {
 	t := newTable(ios.Out, ios.OutIsTerminal, "SERVICE", "TASK DEFINITION", "NEW REVISION", "ROLLOUT", "ROLLED BACK TO")
 	for _, s := range res.Services {
 		registered := "no"
@@ -160,7 +152,7 @@ func printRollout(ios *IOStreams, res *deploy.Result) error {
 
 // printChanges shows what a deploy changes, one line per service, and says whether
 // anything does.
-func printChanges(w io.Writer, changes []deploy.Change) bool {
+func printChanges(w io.Writer, changes []rollout.Change) bool {
 	width := 0
 	for _, ch := range changes {
 		width = max(width, len(ch.Service))
@@ -219,11 +211,11 @@ func taskDefName(arn string) string {
 // approveChanges asks env's approval for the changes shown, then reads what runs again:
 // the approval covers exactly that preview, so if another deploy moved the environment
 // in the meantime nothing is written and the new preview is shown.
-func approveChanges(ctx context.Context, f *Factory, c deploy.Clients, env *environment.Environment, plan *ecs.Plan, shown []deploy.Change, ap vmaws.Approval, action string) error {
+func approveChanges(ctx context.Context, f *Factory, c vmaws.Clients, env *environment.Environment, plan *ecs.Plan, shown []rollout.Change, ap vmaws.Approval, action string) error {
 	if err := ap.Require(env, action); err != nil {
 		return err
 	}
-	now, err := deploy.Changes(ctx, c, plan)
+	now, err := rollout.Changes(ctx, c, plan)
 	if err != nil {
 		return fmt.Errorf("%s: %w", action, err)
 	}

@@ -20,13 +20,15 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 	"github.com/vmctl/vmctl/internal/stack"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 // lockedBuffer is a stream a command writes while the test reads it.
@@ -94,7 +96,7 @@ func newDeployWorld(t *testing.T) *deployWorld {
 
 	cfg, err := simConfigFor(ctx, w.sim, "AKIASTAGING")
 	require.NoError(t, err)
-	c := deploy.NewClients(cfg)
+	c := vmaws.NewClients(cfg)
 	for i, id := range []string{"r1", "r2", "r3"} {
 		rel := &release.Release{ID: id, Revision: "0123456789abcdef", Created: time.Now().UTC().Add(time.Duration(i) * time.Second), Images: map[string]release.Image{}}
 		for _, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
@@ -102,9 +104,9 @@ func newDeployWorld(t *testing.T) *deployWorld {
 		}
 		unpinned, err := ecs.Render(st, env, *rel)
 		require.NoError(t, err)
-		pushed, err := deploy.Push(ctx, c.ECR, api, unpinned, rel, progress.Discard{})
+		pushed, err := registry.Push(ctx, c.ECR, api, unpinned, rel, progress.Discard{})
 		require.NoError(t, err)
-		for svc, d := range deploy.Digests(pushed) {
+		for svc, d := range registry.Digests(pushed) {
 			img := rel.Images[svc]
 			img.Digest = d
 			rel.Images[svc] = img
@@ -175,7 +177,7 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	f, out, errOut = w.factory("", false)
 	require.NoError(t, runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r1", output: "json", poll: fast}))
 	assert.Contains(t, errOut.String(), "staging runs release r1 already: nothing to change")
-	var res deploy.Result
+	var res rollout.Result
 	require.NoError(t, json.Unmarshal([]byte(out.String()), &res))
 	assert.True(t, res.Unchanged)
 	assert.Equal(t, before, w.writes())
@@ -183,7 +185,7 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	// Status: every service healthy on r1, with the release's digests.
 	f, out, _ = w.factory("", false)
 	require.NoError(t, runStatus(ctx, f, w.g, &statusOptions{env: "staging", output: "json"}))
-	var rep deploy.StatusReport
+	var rep status.StatusReport
 	require.NoError(t, json.Unmarshal([]byte(out.String()), &rep))
 	assert.Equal(t, "r1", rep.Release)
 	require.Len(t, rep.Services, 4)
@@ -276,7 +278,7 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	w.sim.PlantScanStatus("vmapp-demo/backend", w.rel["r2"].Images["backend"].Digest, "UNSUPPORTED_IMAGE", "The operating system and/or package manager are not supported.")
 	f, _, _ = w.factory("", false)
 	err = runDeploy(ctx, f, w.g, &deployOptions{env: "staging", release: "r2", approval: approvalFlags{yes: true, approveProd: true}, output: "table", poll: fast})
-	require.ErrorIs(t, err, deploy.ErrVulnerable)
+	require.ErrorIs(t, err, registry.ErrVulnerable)
 	assert.Contains(t, err.Error(), "backend sha256:")
 	assert.Contains(t, err.Error(), "scan UNSUPPORTED_IMAGE")
 	assert.Equal(t, before, w.writes())
@@ -302,7 +304,7 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 		for _, tg := range svc.Tags {
 			tags[sdkaws.ToString(tg.Key)] = sdkaws.ToString(tg.Value)
 		}
-		assert.Equal(t, "r2: "+reason, tags[deploy.TagAllowVulnerable], sdkaws.ToString(svc.ServiceName))
+		assert.Equal(t, "r2: "+reason, tags[rollout.TagAllowVulnerable], sdkaws.ToString(svc.ServiceName))
 	}
 	logs := cloudwatchlogs.NewFromConfig(cfg)
 	groups, err := logs.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: sdkaws.String("/vmctl/staging/audit")})
@@ -312,7 +314,7 @@ func TestDeployStatusLogsRollbackCommands(t *testing.T) {
 	events, err := logs.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: sdkaws.String("/vmctl/staging/audit")})
 	require.NoError(t, err)
 	require.Len(t, events.Events, 1)
-	var audit deploy.Override
+	var audit rollout.Override
 	require.NoError(t, json.Unmarshal([]byte(sdkaws.ToString(events.Events[0].Message)), &audit))
 	assert.Equal(t, "allow-vulnerable", audit.Event)
 	assert.Equal(t, reason, audit.Reason)

@@ -7,34 +7,35 @@ import (
 	"time"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 )
 
 // scanOverride is what the scan gate let through, and why: recorded in the release
 // manifest before the write, and on the services and in the audit log after it.
 type scanOverride struct {
-	deploy.Override
+	rollout.Override
 }
 
 // gateScans is the scan gate of a deploy or rollback into a protected environment:
 // images whose scan is missing, failed, unsupported or CRITICAL block it unless allow
 // gives a reason. It returns the override to record, nil when nothing was blocked.
-func gateScans(ctx context.Context, f *Factory, c deploy.Clients, env *environment.Environment, id vmaws.Identity, plan *ecs.Plan, rel *release.Release, allow, action string) (*scanOverride, error) {
+func gateScans(ctx context.Context, f *Factory, c vmaws.Clients, env *environment.Environment, id vmaws.Identity, plan *ecs.Plan, rel *release.Release, allow, action string) (*scanOverride, error) {
 	if !env.Protected {
 		return nil, nil
 	}
-	blocked, err := deploy.CheckScans(ctx, c.ECR, plan, rel, allow, deploy.ScanOptions{})
+	blocked, err := registry.CheckScans(ctx, c.ECR, plan, rel, allow, registry.ScanOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", action, err)
 	}
 	if len(blocked) == 0 {
 		return nil, nil
 	}
-	fmt.Fprintf(f.IO.ErrOut, "scan gate: %s allowed by --allow-vulnerable (recorded in the release, on the services and in %s): %s\n", deploy.DescribeBlocked(blocked), plan.AuditLogGroup.Name, allow)
-	return &scanOverride{deploy.Override{Environment: env.Name, Release: rel.ID, Action: action, Reason: allow, By: id.ARN, At: time.Now().UTC(), Images: blocked}}, nil
+	fmt.Fprintf(f.IO.ErrOut, "scan gate: %s allowed by --allow-vulnerable (recorded in the release, on the services and in %s): %s\n", registry.DescribeBlocked(blocked), plan.AuditLogGroup.Name, allow)
+	return &scanOverride{rollout.Override{Environment: env.Name, Release: rel.ID, Action: action, Reason: allow, By: id.ARN, At: time.Now().UTC(), Images: blocked}}, nil
 }
 
 // begin records the override in the release manifest, once approved and before
@@ -51,7 +52,7 @@ func (o *scanOverride) begin(g *globalOptions) error {
 
 // recordInRelease adds the override to the release's manifest, when the local store
 // has it (a release resolved from what runs elsewhere has none here).
-func recordInRelease(g *globalOptions, o deploy.Override) error {
+func recordInRelease(g *globalOptions, o rollout.Override) error {
 	var blocked []string
 	for _, s := range o.Images {
 		blocked = append(blocked, fmt.Sprintf("%s %s: scan %s, %d CRITICAL", s.Service, s.Digest, s.Status, max(s.Counts["CRITICAL"], int32(len(s.Critical)))))
@@ -66,9 +67,9 @@ func recordInRelease(g *globalOptions, o deploy.Override) error {
 }
 
 // record tags the services and writes the audit event, once the write is done.
-func (o *scanOverride) record(ctx context.Context, c deploy.Clients, plan *ecs.Plan) error {
+func (o *scanOverride) record(ctx context.Context, c vmaws.Clients, plan *ecs.Plan) error {
 	if o == nil {
 		return nil
 	}
-	return deploy.RecordOverride(ctx, c, plan, o.Override)
+	return rollout.RecordOverride(ctx, c, plan, o.Override)
 }

@@ -6,10 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmctl/vmctl/internal/deploy"
-	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/engine"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 type logsOptions struct {
@@ -75,17 +74,9 @@ func runCloudLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOpti
 	if len(o.services) != 1 {
 		return usageError{fmt.Errorf("logs --env %s takes one SERVICE, not %d", o.env, len(o.services))}
 	}
-	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
+	t, err := cloudTarget(ctx, f, g, o.env, release.Release{})
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return err
-	}
-	return deploy.FollowLogs(ctx, deploy.NewClients(cfg), plan, o.services[0], f.IO.Out, deploy.LogsOptions{Follow: o.follow, Terminal: f.IO.OutIsTerminal})
+	return status.FollowLogs(ctx, t.clients, t.plan, o.services[0], f.IO.Out, status.LogsOptions{Follow: o.follow, Terminal: f.IO.OutIsTerminal})
 }

@@ -12,11 +12,14 @@ import (
 	"github.com/spf13/cobra"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/doctor"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/promote"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
+	"github.com/vmctl/vmctl/internal/verify"
 )
 
 type promoteOptions struct {
@@ -29,7 +32,7 @@ type promoteOptions struct {
 	// Test hooks: each side's AWS configuration by environment name, and
 	// the base of each side's verify options.
 	awsConfig            map[string]func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error)
-	verifyFrom, verifyTo deploy.VerifyOptions
+	verifyFrom, verifyTo verify.Options
 	poll                 time.Duration
 }
 
@@ -123,13 +126,13 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	if err := approveProbe(ap, envA, planA, o.verifyFrom.NoProbe); err != nil {
 		return err
 	}
-	opts := deploy.PromoteOptions{
+	opts := promote.Options{
 		From: from, To: to,
 		Render: func(name string, rel release.Release) (*ecs.Plan, error) { return ecs.Render(st, envs[name], rel) },
 		Resolve: func(id string, digests map[string]string) (*release.Release, error) {
 			return storedOrRunning(f, g, from, id, digests)
 		},
-		Approve: func(ctx context.Context, p deploy.PromotePlan) error {
+		Approve: func(ctx context.Context, p promote.Plan) error {
 			if err := approvePromotion(f, ap, envB, p); err != nil {
 				return err
 			}
@@ -137,7 +140,7 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 				return nil
 			}
 			// The manifest records the override before anything is written to B.
-			return recordInRelease(g, deploy.Override{Environment: to, Release: p.Release, Action: "promote " + from + " " + to,
+			return recordInRelease(g, rollout.Override{Environment: to, Release: p.Release, Action: "promote " + from + " " + to,
 				Reason: p.AllowVulnerable, By: idB.ARN, At: time.Now().UTC(), Images: p.Vulnerable})
 		},
 		Actor:           idB.ARN,
@@ -152,7 +155,7 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	if format == outputTable {
 		opts.Events = f.IO.ErrOut
 	}
-	res, err := deploy.Promote(ctx, deploy.NewClients(cfgA), deploy.NewClients(cfgB), opts)
+	res, err := promote.Promote(ctx, vmaws.NewClients(cfgA), vmaws.NewClients(cfgB), opts)
 	pw.Close()
 	// A refusal before any copy is all in the error; JSON readers get the
 	// result either way.
@@ -167,14 +170,14 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	if err == nil {
 		err = perr
 	}
-	if errors.Is(err, deploy.ErrVerifyFailed) {
+	if errors.Is(err, promote.ErrVerifyFailed) {
 		return &exitError{code: ExitNotReady, err: err}
 	}
 	return err
 }
 
 // approvePromotion shows what the promotion writes into B and asks B's approval.
-func approvePromotion(f *Factory, ap vmaws.Approval, env *environment.Environment, p deploy.PromotePlan) error {
+func approvePromotion(f *Factory, ap vmaws.Approval, env *environment.Environment, p promote.Plan) error {
 	w := f.IO.ErrOut
 	how := "copied registry to registry (only missing blobs)"
 	if p.SameRegistry {
@@ -185,12 +188,12 @@ func approvePromotion(f *Factory, ap vmaws.Approval, env *environment.Environmen
 		fmt.Fprintf(w, "  %s  %s/%s -> %s/%s  %s\n", strings.Join(img.Services, ","), p.FromRegistry, img.From, p.ToRegistry, img.To, img.Digest)
 	}
 	if len(p.Vulnerable) > 0 {
-		fmt.Fprintf(w, "scan gate overridden (recorded as %s): %s: %s\n", deploy.TagAllowVulnerable, deploy.DescribeBlocked(p.Vulnerable), p.AllowVulnerable)
+		fmt.Fprintf(w, "scan gate overridden (recorded as %s): %s: %s\n", rollout.TagAllowVulnerable, registry.DescribeBlocked(p.Vulnerable), p.AllowVulnerable)
 	}
 	return ap.Require(env, fmt.Sprintf("promote release %s to %s", p.Release, env.Name))
 }
 
-func printPromote(f *Factory, res *deploy.PromoteResult) error {
+func printPromote(f *Factory, res *promote.Result) error {
 	w := f.IO.Out
 	p := res.Plan
 	fmt.Fprintf(w, "Promote release %s from %s to %s\n", p.Release, p.From, p.To)
@@ -198,7 +201,7 @@ func printPromote(f *Factory, res *deploy.PromoteResult) error {
 		fmt.Fprintf(w, "verify %s: %s (%s)\n", p.From, v.Verdict, v.Summary())
 	}
 	if res.AllowVulnerable != "" {
-		fmt.Fprintf(w, "CRITICAL findings allowed (recorded as %s): %s\n", deploy.TagAllowVulnerable, res.AllowVulnerable)
+		fmt.Fprintf(w, "CRITICAL findings allowed (recorded as %s): %s\n", rollout.TagAllowVulnerable, res.AllowVulnerable)
 	}
 	t := newTable(w, f.IO.OutIsTerminal, "SERVICES", "FROM", "TO", "DIGEST", "METHOD", "MOUNTED", "SENT", "BYTES")
 	for _, c := range res.Copies {

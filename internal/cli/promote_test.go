@@ -12,8 +12,9 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/promote"
+	"github.com/vmctl/vmctl/internal/registry"
 )
 
 func (w *cloudWorld) promoteOptions() *promoteOptions {
@@ -76,7 +77,7 @@ func TestPromoteCommand(t *testing.T) {
 	o.approval = approvalFlags{yes: true, approveProd: true}
 	f, _, _ = w.factory("")
 	err = runPromote(ctx, f, w.g, o, "staging", "prod")
-	require.ErrorIs(t, err, deploy.ErrVulnerable)
+	require.ErrorIs(t, err, registry.ErrVulnerable)
 	assert.Equal(t, ExitError, exitCode(err))
 	assert.Equal(t, before, prodWrites(w.sim))
 
@@ -96,7 +97,7 @@ func TestPromoteCommand(t *testing.T) {
 	f, out, errOut = w.factory("")
 	err = runPromote(ctx, f, w.g, o, "staging", "prod")
 	require.NoError(t, err, errOut.String())
-	var res deploy.PromoteResult
+	var res promote.Result
 	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
 	assert.Zero(t, res.BytesMoved)
 	for _, c := range res.Copies {

@@ -4,16 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 
-	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/ecs"
-	"github.com/vmctl/vmctl/internal/environment"
-	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/registry"
 )
 
 type pushOptions struct {
@@ -49,38 +44,6 @@ Pushing writes to the environment's account: a protected environment needs --yes
 	return cmd
 }
 
-// awsTarget loads an AWS environment, resolves its credentials once and
-// checks they belong to its account, before anything is written. Callers
-// build their clients from the returned configuration.
-func awsTarget(ctx context.Context, f *Factory, g *globalOptions, name string) (*environment.Environment, vmaws.Identity, sdkaws.Config, error) {
-	env, err := environment.LoadNamed(g.envDir, name)
-	if err != nil {
-		return nil, vmaws.Identity{}, sdkaws.Config{}, err
-	}
-	if env.Kind != environment.KindAWS {
-		return nil, vmaws.Identity{}, sdkaws.Config{}, usageError{fmt.Errorf("environment %s is %s, not an AWS environment: use vmctl up for local", name, env.Kind)}
-	}
-	// An unprotected file pointing at a protected environment's account would reach it
-	// without its guards.
-	if err := environment.CheckAccountIsolation(env, g.envDir); err != nil {
-		return nil, vmaws.Identity{}, sdkaws.Config{}, err
-	}
-	cfg, err := f.AWSConfig(ctx, env)
-	if err != nil {
-		return nil, vmaws.Identity{}, sdkaws.Config{}, err
-	}
-	id, err := vmaws.CheckAccount(ctx, sts.NewFromConfig(cfg), name, env.AWS.AccountID)
-	return env, id, cfg, err
-}
-
-func pickRelease(g *globalOptions, id string) (*release.Release, error) {
-	store := releaseStore(g)
-	if id == "" {
-		return store.Latest()
-	}
-	return store.Get(id)
-}
-
 func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) error {
 	format, err := parseOutput(o.output)
 	if err != nil {
@@ -114,11 +77,11 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "pushing release %s to %s (account %s as %s)\n", rel.ID, o.env, id.Account, id.ARN)
-	pushed, err := deploy.Push(ctx, ecr.NewFromConfig(cfg), docker, plan, rel, pw)
+	pushed, err := registry.Push(ctx, ecr.NewFromConfig(cfg), docker, plan, rel, pw)
 	pw.Close()
 	if len(pushed) > 0 {
 		// Record what did land, even if a later image failed.
-		if _, rerr := releaseStore(g).RecordDigests(rel.ID, deploy.Digests(pushed)); rerr != nil && err == nil {
+		if _, rerr := releaseStore(g).RecordDigests(rel.ID, registry.Digests(pushed)); rerr != nil && err == nil {
 			err = rerr
 		}
 	}

@@ -15,10 +15,10 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/gpu"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
 )
 
@@ -79,7 +79,7 @@ func TestBuildThenPush(t *testing.T) {
 
 	code, out, errOut = runWith(t, noGPU, simAWS(sim, "AKIADEV"), append(base, "push", "--env", "dev", "-o", "json")...)
 	require.Equal(t, ExitOK, code, errOut)
-	var pushed []deploy.Pushed
+	var pushed []registry.Pushed
 	require.NoError(t, json.Unmarshal([]byte(out), &pushed))
 	require.Len(t, pushed, 4, "frontend, backend, voicevox, openvoice; postgres and redis are managed by AWS")
 

@@ -11,9 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmctl/vmctl/internal/deploy"
-	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 )
 
 type rollbackOptions struct {
@@ -66,19 +65,11 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 			return err
 		}
 	}
-	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
+	tg, err := cloudTarget(ctx, f, g, o.env, *rel)
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
-		return err
-	}
-	c := deploy.NewClients(cfg)
+	env, id, c, plan := tg.env, tg.id, tg.clients, tg.plan
 	w := f.IO.ErrOut
 	ap := f.approval(o.approval)
 	var override *scanOverride
@@ -87,10 +78,10 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 			return fmt.Errorf("roll %s back to %s: the release has no digest for some images: push it first (vmctl push --env %s --release %s)", env.Name, o.to, env.Name, o.to)
 		}
 		// Only a release that ran here is a way back; anything else is a deploy.
-		if err := deploy.CheckRanBefore(ctx, c, plan, o.to); err != nil {
+		if err := rollout.CheckRanBefore(ctx, c, plan, o.to); err != nil {
 			return err
 		}
-		changes, err := deploy.Changes(ctx, c, plan)
+		changes, err := rollout.Changes(ctx, c, plan)
 		if err != nil {
 			return fmt.Errorf("roll %s back to %s: %w", env.Name, o.to, err)
 		}
@@ -106,7 +97,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 			return err
 		}
 	} else {
-		t, err := deploy.PreviousRelease(ctx, c, plan)
+		t, err := rollout.PreviousRelease(ctx, c, plan)
 		if err != nil {
 			return err
 		}
@@ -116,7 +107,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 		}
 		action := fmt.Sprintf("roll %s back from release %s to %s", env.Name, t.From, t.Release)
 		if env.Protected {
-			target, err := deploy.TargetRelease(ctx, c, t)
+			target, err := rollout.TargetRelease(ctx, c, t)
 			if err != nil {
 				return err
 			}
@@ -128,7 +119,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 			return err
 		}
 		// The approval covers the target shown: stop if another deploy moved it.
-		now, err := deploy.PreviousRelease(ctx, c, plan)
+		now, err := rollout.PreviousRelease(ctx, c, plan)
 		if err != nil {
 			return err
 		}
@@ -143,7 +134,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 	if err != nil {
 		return err
 	}
-	res, err := deploy.Rollback(ctx, c, deploy.RollbackOptions{Plan: plan, To: o.to, Progress: pw, Events: events, Poll: o.poll})
+	res, err := rollout.Rollback(ctx, c, rollout.RollbackOptions{Plan: plan, To: o.to, Progress: pw, Events: events, Poll: o.poll})
 	pw.Close()
 	if rerr := override.record(ctx, c, plan); rerr != nil {
 		err = errors.Join(err, rerr)

@@ -16,11 +16,12 @@ import (
 	"github.com/spf13/cobra"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 	"github.com/vmctl/vmctl/internal/stack"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 // parityTimeout bounds how long --all waits for one environment, so that one unreachable
@@ -71,19 +72,11 @@ func runStatus(ctx context.Context, f *Factory, g *globalOptions, o *statusOptio
 	if o.all {
 		return runParity(ctx, f, g, format)
 	}
-	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
+	tg, err := cloudTarget(ctx, f, g, o.env, release.Release{})
 	if err != nil {
 		return err
 	}
-	st, err := loadRenderStack(ctx, f, g)
-	if err != nil {
-		return err
-	}
-	plan, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return err
-	}
-	rep, err := deploy.Status(ctx, deploy.NewClients(cfg), plan)
+	rep, err := status.Status(ctx, tg.clients, tg.plan)
 	if err != nil {
 		return err
 	}
@@ -262,9 +255,9 @@ func envParity(ctx context.Context, f *Factory, g *globalOptions, st *stack.Stac
 	if err != nil {
 		return fail("invalid", err)
 	}
-	rep, err := deploy.Status(ctx, deploy.NewClients(cfg), plan)
+	rep, err := status.Status(ctx, vmaws.NewClients(cfg), plan)
 	switch {
-	case errors.Is(err, deploy.ErrNoCluster):
+	case errors.Is(err, rollout.ErrNoCluster):
 		return fail("no-cluster", err)
 	case err != nil:
 		return fail("unreachable", err)

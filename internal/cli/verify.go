@@ -10,12 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/doctor"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/release"
-	"github.com/vmctl/vmctl/internal/stack"
+	"github.com/vmctl/vmctl/internal/rollout"
+	"github.com/vmctl/vmctl/internal/verify"
 )
 
 type verifyOptions struct {
@@ -27,7 +27,7 @@ type verifyOptions struct {
 	approval approvalFlags
 	// tune is the base of the checks' options: tests shorten the polls and
 	// run the demo image's check instead of OpenVoice's.
-	tune deploy.VerifyOptions
+	tune verify.Options
 }
 
 func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -83,28 +83,25 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 			return err
 		}
 	}
-	st, err := f.loadStack(ctx, g)
+	// The empty release's plan first: it is what runningRelease reads.
+	t, err := cloudTarget(ctx, f, g, o.env, release.Release{})
 	if err != nil {
 		return err
 	}
-	env, _, cfg, err := awsTarget(ctx, f, g, o.env)
-	if err != nil {
-		return err
-	}
-	clients := deploy.NewClients(cfg)
+	env, clients := t.env, t.clients
 	var rel *release.Release
 	if o.release != "" {
 		rel, err = releaseStore(g).Get(o.release)
 	} else {
-		rel, err = runningRelease(ctx, f, g, clients, st, env)
+		rel, err = runningRelease(ctx, f, g, t)
 	}
 	if err != nil {
 		return err
 	}
-	plan, err := ecs.Render(st, env, *rel)
-	if err != nil {
+	if err := t.render(*rel); err != nil {
 		return err
 	}
+	plan := t.plan
 	pw, err := g.progressWriter(f)
 	if err != nil {
 		return err
@@ -120,7 +117,7 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 		pw.Close()
 		return err
 	}
-	rep, err := deploy.Verify(ctx, clients, plan, rel, opts)
+	rep, err := verify.Verify(ctx, clients, plan, rel, opts)
 	pw.Close()
 	if err != nil {
 		return err
@@ -136,11 +133,11 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 }
 
 // verifyExit maps a report to verify's exit codes.
-func verifyExit(rep *deploy.VerifyReport) error {
+func verifyExit(rep *verify.Report) error {
 	switch rep.Verdict {
-	case deploy.Pass, deploy.Warn:
+	case verify.Pass, verify.Warn:
 		return nil
-	case deploy.Fail:
+	case verify.Fail:
 		return &exitError{code: ExitNotReady, err: fmt.Errorf("%s does not pass verify for release %s: %s", rep.Environment, rep.Release, rep.Summary())}
 	}
 	return &exitError{code: ExitUnknown, err: fmt.Errorf("verify could not tell whether %s runs release %s well: %s", rep.Environment, rep.Release, rep.Summary())}
@@ -148,12 +145,10 @@ func verifyExit(rep *deploy.VerifyReport) error {
 
 // runningRelease is the release an environment runs: its manifest from the
 // local store when it has one, else one made of the digests ECS runs.
-func runningRelease(ctx context.Context, f *Factory, g *globalOptions, c deploy.Clients, st *stack.Stack, env *environment.Environment) (*release.Release, error) {
-	bare, err := ecs.Render(st, env, release.Release{})
-	if err != nil {
-		return nil, err
-	}
-	id, digests, err := deploy.CurrentRelease(ctx, c, bare)
+// t's plan is the empty release's.
+func runningRelease(ctx context.Context, f *Factory, g *globalOptions, t *target) (*release.Release, error) {
+	env := t.env
+	id, digests, err := rollout.CurrentRelease(ctx, t.clients, t.plan)
 	if err != nil {
 		return nil, fmt.Errorf("find the release %s runs: %w", env.Name, err)
 	}
@@ -181,7 +176,7 @@ func storedOrRunning(f *Factory, g *globalOptions, envName, id string, digests m
 	return rel, rel.Validate()
 }
 
-func printVerify(f *Factory, rep *deploy.VerifyReport) error {
+func printVerify(f *Factory, rep *verify.Report) error {
 	w := f.IO.Out
 	fmt.Fprintf(w, "Verify %s (cluster %s), release %s\n", rep.Environment, rep.Cluster, rep.Release)
 	t := newTable(w, f.IO.OutIsTerminal, "CHECK", "SUBJECT", "VERDICT", "DETAIL")

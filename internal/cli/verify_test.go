@@ -15,21 +15,23 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 	"github.com/vmctl/vmctl/internal/stack"
+	"github.com/vmctl/vmctl/internal/verify"
 )
 
 // readyProbe is what OpenVoice's check prints on a ready g4dn host.
 const readyProbe = `{"torch_version":"2.0.1+cu118","torch_cuda_version":"11.8","cudnn_version":8700,"cudnn_major":8,"cuda_available":true,"device_count":1,"devices":[{"index":0,"name":"Tesla T4","capability":"7.5","total_memory_mib":15102}],"ok":true,"error":null}`
 
 // quickVerify runs the demo image's check and polls at the simulator's pace.
-func quickVerify() deploy.VerifyOptions {
-	return deploy.VerifyOptions{
+func quickVerify() verify.Options {
+	return verify.Options{
 		ProbeCommand: []string{"cuda-check"}, ProbeEnv: map[string]string{"DEMO_CUDA_CHECK": readyProbe},
 		Poll: 100 * time.Millisecond, Settle: 30 * time.Second, SSMTimeout: 10 * time.Second,
 		ProbeTimeout: time.Minute, LogsTimeout: 5 * time.Second, HTTPTimeout: 2 * time.Second,
@@ -82,9 +84,9 @@ func newCloudWorld(t *testing.T) *cloudWorld {
 	c := w.clients(t, "staging")
 	plan, err := ecs.Render(w.st, w.envs["staging"], *w.rel)
 	require.NoError(t, err)
-	pushed, err := deploy.Push(ctx, c.ECR, api, plan, w.rel, progress.Discard{})
+	pushed, err := registry.Push(ctx, c.ECR, api, plan, w.rel, progress.Discard{})
 	require.NoError(t, err)
-	for svc, d := range deploy.Digests(pushed) {
+	for svc, d := range registry.Digests(pushed) {
 		img := w.rel.Images[svc]
 		img.Digest = d
 		w.rel.Images[svc] = img
@@ -98,11 +100,11 @@ func (w *cloudWorld) awsConfig(env string) func(ctx context.Context, env *enviro
 	return simAWS(w.sim, w.keys[env])
 }
 
-func (w *cloudWorld) clients(t *testing.T, env string) deploy.Clients {
+func (w *cloudWorld) clients(t *testing.T, env string) vmaws.Clients {
 	t.Helper()
 	cfg, err := w.awsConfig(env)(context.Background(), w.envs[env])
 	require.NoError(t, err)
-	return deploy.NewClients(cfg)
+	return vmaws.NewClients(cfg)
 }
 
 // provisionAndDeploy provisions two g4dn hosts (the service holds one GPU,
@@ -117,7 +119,7 @@ func (w *cloudWorld) provisionAndDeploy(t *testing.T, env string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	_, err = deploy.Deploy(ctx, w.clients(t, env), deploy.Options{Plan: plan, Release: w.rel, Poll: 100 * time.Millisecond})
+	_, err = rollout.Deploy(ctx, w.clients(t, env), rollout.Options{Plan: plan, Release: w.rel, Poll: 100 * time.Millisecond})
 	require.NoError(t, err)
 }
 
@@ -187,9 +189,9 @@ func TestVerifyCommand(t *testing.T) {
 	err = runVerify(ctx, f, w.g, &verifyOptions{env: "staging", release: "r1", output: "json", tune: quickVerify(), approval: approvalFlags{yes: true, approveProd: true}})
 	assert.Equal(t, ExitNotReady, exitCode(err))
 	assert.Contains(t, err.Error(), "gpu-host "+host.ID+" fail: driver 418.87.01")
-	var rep deploy.VerifyReport
+	var rep verify.Report
 	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
-	assert.Equal(t, deploy.Fail, rep.Verdict)
+	assert.Equal(t, verify.Fail, rep.Verdict)
 	assert.Len(t, rep.GPUHosts, 2)
 	w.sim.SetInstanceGPU(host.ID, awssim.T4())
 

@@ -1,4 +1,6 @@
-package deploy
+// Package status reads an environment for the operator: what each service runs and
+// how healthy it is (Status), and the services' CloudWatch logs (FollowLogs).
+package status
 
 import (
 	"context"
@@ -12,7 +14,9 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/rollout"
 )
 
 // StatusReport is what an environment runs, service by service.
@@ -63,13 +67,13 @@ func (t Tally) String() string {
 // Status reads every service of the plan: counts, deployment, release and digest from its
 // task definition, container health of its running tasks and target health behind the
 // load balancer. A service that does not exist is reported MISSING, not as an error.
-func Status(ctx context.Context, c Clients, plan *ecs.Plan) (*StatusReport, error) {
+func Status(ctx context.Context, c aws.Clients, plan *ecs.Plan) (*StatusReport, error) {
 	rep := &StatusReport{Environment: plan.Environment, Cluster: plan.Cluster}
 	var names []string
 	for _, s := range plan.Services {
 		names = append(names, s.Name)
 	}
-	svcs, err := describeServices(ctx, c.ECS, plan.Cluster, names)
+	svcs, err := rollout.DescribeServices(ctx, c.ECS, plan.Cluster, names)
 	if err != nil {
 		return nil, err
 	}
@@ -95,23 +99,23 @@ func Status(ctx context.Context, c Clients, plan *ecs.Plan) (*StatusReport, erro
 	return rep, nil
 }
 
-func serviceStatus(ctx context.Context, c Clients, cluster string, svc *ecstypes.Service) (ServiceStatus, error) {
+func serviceStatus(ctx context.Context, c aws.Clients, cluster string, svc *ecstypes.Service) (ServiceStatus, error) {
 	name := sdkaws.ToString(svc.ServiceName)
 	ss := ServiceStatus{
 		Service: name, State: sdkaws.ToString(svc.Status),
 		Desired: svc.DesiredCount, Running: svc.RunningCount, Pending: svc.PendingCount,
 		Deployments: len(svc.Deployments), TaskDefinition: sdkaws.ToString(svc.TaskDefinition),
 	}
-	if p := primaryDeployment(svc); p != nil {
+	if p := rollout.PrimaryDeployment(svc); p != nil {
 		ss.Rollout, ss.RolloutReason = string(p.RolloutState), sdkaws.ToString(p.RolloutStateReason)
 	}
-	td, tags, err := describeTaskDef(ctx, c.ECS, ss.TaskDefinition)
+	td, tags, err := rollout.DescribeTaskDef(ctx, c.ECS, ss.TaskDefinition)
 	if err != nil {
 		return ss, err
 	}
 	checked := false // its containers have health checks, so tasks report health
 	if td != nil {
-		ss.Release, ss.Digest = shownRelease(tags), imageDigest(mainImage(td, name))
+		ss.Release, ss.Digest = rollout.ShownRelease(tags), rollout.ImageDigest(rollout.MainImage(td, name))
 		checked = slices.ContainsFunc(td.ContainerDefinitions, func(c ecstypes.ContainerDefinition) bool { return c.HealthCheck != nil })
 	}
 	if ss.Tasks, err = taskHealth(ctx, c.ECS, cluster, name); err != nil {
@@ -153,7 +157,7 @@ func summarize(ss ServiceStatus, checked bool) string {
 }
 
 // taskHealth tallies the container health of the service's running tasks.
-func taskHealth(ctx context.Context, api ECS, cluster, service string) (Tally, error) {
+func taskHealth(ctx context.Context, api aws.ECS, cluster, service string) (Tally, error) {
 	var t Tally
 	var arns []string
 	var token *string
@@ -191,7 +195,7 @@ func taskHealth(ctx context.Context, api ECS, cluster, service string) (Tally, e
 
 // targetHealth tallies a target group's targets; draining ones are on their way out and
 // left out.
-func targetHealth(ctx context.Context, api ELB, tgARN string) (Tally, error) {
+func targetHealth(ctx context.Context, api aws.ELB, tgARN string) (Tally, error) {
 	var t Tally
 	out, err := api.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: sdkaws.String(tgARN)})
 	if err != nil {

@@ -1,4 +1,4 @@
-package deploy
+package registry
 
 import (
 	"bytes"
@@ -20,6 +20,10 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+
+	"github.com/vmctl/vmctl/internal/aws"
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/progress"
 )
 
 // Registry is one OCI registry as the distribution API reaches it: ECR's
@@ -42,7 +46,7 @@ func (r Registry) Host() string {
 
 // ECRRegistry reads the registry behind an ECR client from its
 // authorization token.
-func ECRRegistry(ctx context.Context, api ECR) (Registry, error) {
+func ECRRegistry(ctx context.Context, api aws.ECR) (Registry, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
 		return Registry{}, fmt.Errorf("get an ECR authorization token: %w", err)
@@ -476,7 +480,7 @@ var errNeedBlobs = errors.New("the target repository lacks the image's layers")
 // repository and PutImage writes it, byte for byte and by digest, into the
 // target under the tag. It says whether the target gained anything (false:
 // the image and tag were there already).
-func RetagImage(ctx context.Context, from, to ECRAll, fromRepo, toRepo, digest, tag string) (bool, error) {
+func RetagImage(ctx context.Context, from, to aws.ECRAll, fromRepo, toRepo, digest, tag string) (bool, error) {
 	got, err := from.BatchGetImage(ctx, &ecr.BatchGetImageInput{
 		RepositoryName:     sdkaws.String(fromRepo),
 		ImageIds:           []ecrtypes.ImageIdentifier{{ImageDigest: sdkaws.String(digest)}},
@@ -517,4 +521,58 @@ func RetagImage(ctx context.Context, from, to ECRAll, fromRepo, toRepo, digest, 
 		return false, fmt.Errorf("put %s@%s: %w: %w", toRepo, digest, errNeedBlobs, err)
 	}
 	return false, fmt.Errorf("put %s@%s as %s: %w", toRepo, digest, tag, err)
+}
+
+// Copied is one image's copy to B.
+type Copied struct {
+	Image
+	// Method: present (B had it), retag (a manifest put into B's repository),
+	// or copy (blobs mounted or sent over the distribution API).
+	Method string    `json:"method"`
+	Stats  CopyStats `json:"stats"`
+}
+
+// CopyImages puts every image into B's repositories by digest, tagged with
+// the release id.
+func CopyImages(ctx context.Context, from, to aws.ECRAll, regA, regB Registry, planB *ecs.Plan, images []Image, tag string, pw progress.Writer) ([]Copied, error) {
+	same := regA.Host() == regB.Host()
+	var reposB []string
+	for _, r := range planB.Repositories {
+		reposB = append(reposB, r.Name)
+	}
+	var out []Copied
+	for _, img := range images {
+		res := "copy " + strings.Join(img.Services, ",")
+		c := Copied{Image: img}
+		srcRepo, dstRepo := img.From, img.To
+		pw.Event(progress.Event{Resource: res, Status: progress.Working, Text: "Copying", Detail: regB.Host() + "/" + dstRepo + "@" + img.Digest})
+		var err error
+		if same {
+			var changed bool
+			changed, err = RetagImage(ctx, from, to, srcRepo, dstRepo, img.Digest, tag)
+			c.Method = map[bool]string{true: "retag", false: "present"}[changed]
+			if errors.Is(err, errNeedBlobs) {
+				// The layers are in this registry, under A's repository: mount them.
+				c.Method = "copy"
+				c.Stats, err = CopyImage(ctx, regA, srcRepo, regB, dstRepo, img.Digest, []string{tag}, append([]string{srcRepo}, reposB...))
+			}
+		} else {
+			c.Method = "copy"
+			c.Stats, err = CopyImage(ctx, regA, srcRepo, regB, dstRepo, img.Digest, []string{tag}, reposB)
+			if err == nil && c.Stats.Manifests == 0 {
+				c.Method = "present"
+			}
+		}
+		if err != nil {
+			pw.Event(progress.Event{Resource: res, Status: progress.Error, Text: "Copy failed", Detail: err.Error()})
+			return out, fmt.Errorf("copy %s to %s: %w", strings.Join(img.Services, ","), planB.Environment, err)
+		}
+		// B's ECR must now hold the digest, whichever way it got there.
+		if _, err := to.DescribeImages(ctx, &ecr.DescribeImagesInput{RepositoryName: sdkaws.String(dstRepo), ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: sdkaws.String(img.Digest)}}}); err != nil {
+			return out, fmt.Errorf("copy %s to %s: ECR does not show %s@%s: %w", strings.Join(img.Services, ","), planB.Environment, dstRepo, img.Digest, err)
+		}
+		pw.Event(progress.Event{Resource: res, Status: progress.Done, Text: c.Method, Detail: fmt.Sprintf("%s, %d bytes moved", ShortDigest(img.Digest), c.Stats.BytesMoved)})
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package deploy_test
+package status_test
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/vmctl/vmctl/internal/deploy"
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 // oneLineLogs answers every FilterLogEvents with the same single event.
 type oneLineLogs struct {
-	deploy.Logs
+	aws.Logs
 	message string
 }
 
@@ -44,8 +45,8 @@ func TestFollowLogsStripsControlSequencesOnATerminal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			c := deploy.Clients{Logs: oneLineLogs{message: logged}}
-			require.NoError(t, deploy.FollowLogs(context.Background(), c, plan, "backend", &out, deploy.LogsOptions{Terminal: tt.terminal}))
+			c := aws.Clients{Logs: oneLineLogs{message: logged}}
+			require.NoError(t, status.FollowLogs(context.Background(), c, plan, "backend", &out, status.LogsOptions{Terminal: tt.terminal}))
 			assert.Equal(t, tt.want, out.String())
 		})
 	}

@@ -1,4 +1,4 @@
-package deploy_test
+package rollout_test
 
 import (
 	"archive/tar"
@@ -30,13 +30,15 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
-	"github.com/vmctl/vmctl/internal/deploy"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 	"github.com/vmctl/vmctl/internal/stack"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 // rolloutHarness is one simulated account holding an environment of the demo stack: its
@@ -48,7 +50,7 @@ type rolloutHarness struct {
 	t       testing.TB
 	sim     *awssim.Sim
 	api     *client.Client
-	c       deploy.Clients
+	c       vmaws.Clients
 	st      *stack.Stack
 	env     *environment.Environment
 	lb      awssim.LoadBalancer
@@ -88,7 +90,7 @@ func newRolloutHarness(t testing.TB, envName string) *rolloutHarness {
 	require.NoError(t, err)
 	img, err := api.ImageInspect(context.Background(), dockertest.FixtureImage)
 	require.NoError(t, err)
-	h := &rolloutHarness{t: t, sim: sim, api: api, c: deploy.NewClients(cfg), st: st, env: env, fixture: img.ID}
+	h := &rolloutHarness{t: t, sim: sim, api: api, c: vmaws.NewClients(cfg), st: st, env: env, fixture: img.ID}
 	plan, err := ecs.Render(st, env, release.Release{})
 	require.NoError(t, err)
 	// Two GPU hosts: openvoice runs one task per instance, so a rolling deploy needs a
@@ -111,9 +113,9 @@ func (h *rolloutHarness) release(id string, images map[string]string) (*release.
 	}
 	unpinned, err := ecs.Render(h.st, h.env, *rel)
 	require.NoError(h.t, err)
-	pushed, err := deploy.Push(context.Background(), h.c.ECR, h.api, unpinned, rel, progress.Discard{})
+	pushed, err := registry.Push(context.Background(), h.c.ECR, h.api, unpinned, rel, progress.Discard{})
 	require.NoError(h.t, err)
-	for svc, d := range deploy.Digests(pushed) {
+	for svc, d := range registry.Digests(pushed) {
 		img := rel.Images[svc]
 		img.Digest = d
 		rel.Images[svc] = img
@@ -187,13 +189,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func (h *rolloutHarness) deploy(ctx context.Context, plan *ecs.Plan, rel *release.Release, events io.Writer) (*deploy.Result, error) {
+func (h *rolloutHarness) deploy(ctx context.Context, plan *ecs.Plan, rel *release.Release, events io.Writer) (*rollout.Result, error) {
 	if events == nil {
 		events = io.Discard
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	return deploy.Deploy(ctx, h.c, deploy.Options{Plan: plan, Release: rel, Events: events, Poll: 100 * time.Millisecond})
+	return rollout.Deploy(ctx, h.c, rollout.Options{Plan: plan, Release: rel, Events: events, Poll: 100 * time.Millisecond})
 }
 
 // revisions is how many revisions a family has.
@@ -242,7 +244,7 @@ func TestDeployCreatesServicesThenRedeployChangesNothing(t *testing.T) {
 	var order []string
 	for _, s := range res.Services {
 		order = append(order, s.Service)
-		assert.Equal(t, deploy.RolloutCompleted, s.Rollout, s.Service)
+		assert.Equal(t, rollout.RolloutCompleted, s.Rollout, s.Service)
 		assert.True(t, s.Registered, s.Service)
 		assert.True(t, s.Created, s.Service)
 		assert.False(t, s.CompletedAt.IsZero())
@@ -263,14 +265,14 @@ func TestDeployCreatesServicesThenRedeployChangesNothing(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "backend (vmctl demo)")
 
-	id, digests, err := deploy.CurrentRelease(context.Background(), h.c, plan)
+	id, digests, err := rollout.CurrentRelease(context.Background(), h.c, plan)
 	require.NoError(t, err)
 	assert.Equal(t, "r1", id)
 	for svc, img := range rel.Images {
 		assert.Equal(t, img.Digest, digests[svc], svc)
 	}
 
-	changes, err := deploy.Changes(context.Background(), h.c, plan)
+	changes, err := rollout.Changes(context.Background(), h.c, plan)
 	require.NoError(t, err)
 	for _, ch := range changes {
 		assert.Equal(t, "unchanged", ch.Action, "%+v", ch)
@@ -282,14 +284,14 @@ func TestDeployCreatesServicesThenRedeployChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, res.Unchanged)
 	for _, s := range res.Services {
-		assert.Equal(t, deploy.RolloutUnchanged, s.Rollout, s.Service)
+		assert.Equal(t, rollout.RolloutUnchanged, s.Rollout, s.Service)
 		assert.False(t, s.Registered)
 	}
 	assert.Equal(t, before, h.writeCalls(), "deploying what runs writes nothing")
 	assert.Equal(t, int32(1), h.revisions("vmctl-staging-backend"))
 	assert.Empty(t, events.String(), "no rollout, no events")
 
-	rep, err := deploy.Status(context.Background(), h.c, plan)
+	rep, err := status.Status(context.Background(), h.c, plan)
 	require.NoError(t, err)
 	assert.Equal(t, "r1", rep.Release)
 	for _, s := range rep.Services {
@@ -308,10 +310,10 @@ func TestDeployCreatesServicesThenRedeployChangesNothing(t *testing.T) {
 
 	// CloudWatch Logs: the service's own lines, labelled by container and task.
 	var out bytes.Buffer
-	require.NoError(t, deploy.FollowLogs(context.Background(), h.c, plan, "backend", &out, deploy.LogsOptions{}))
+	require.NoError(t, status.FollowLogs(context.Background(), h.c, plan, "backend", &out, status.LogsOptions{}))
 	assert.Regexp(t, `(?m)^backend/[0-9a-f]{8} \| .* backend: listening on :55433`, out.String())
 	assert.NotContains(t, out.String(), "frontend:")
-	err = deploy.FollowLogs(context.Background(), h.c, plan, "nope", &out, deploy.LogsOptions{})
+	err = status.FollowLogs(context.Background(), h.c, plan, "nope", &out, status.LogsOptions{})
 	assert.ErrorContains(t, err, `no service "nope" runs in staging`)
 
 	// Following prints what arrives after it started, once, until the context ends.
@@ -319,7 +321,7 @@ func TestDeployCreatesServicesThenRedeployChangesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- deploy.FollowLogs(ctx, h.c, plan, "backend", &followed, deploy.LogsOptions{Follow: true})
+		done <- status.FollowLogs(ctx, h.c, plan, "backend", &followed, status.LogsOptions{Follow: true})
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(followed.String(), "listening on :55433") }, 10*time.Second, 50*time.Millisecond)
 	h.sim.PutLogEvents("/vmctl/staging/app", "backend/backend/0123456789abcdef", "a line that came later")
@@ -369,7 +371,7 @@ func TestBrokenReleaseIsRolledBackAndTheOldOneKeepsAnswering(t *testing.T) {
 	wg.Wait()
 
 	require.Error(t, err)
-	var re *deploy.RolloutError
+	var re *rollout.RolloutError
 	require.ErrorAs(t, err, &re, "%v\n%s", err, events.String())
 	assert.Equal(t, "frontend", re.Service)
 	assert.Equal(t, "ECS deployment circuit breaker: tasks failed to start.", re.Reason)
@@ -379,8 +381,8 @@ func TestBrokenReleaseIsRolledBackAndTheOldOneKeepsAnswering(t *testing.T) {
 	assert.Contains(t, err.Error(), "deploy r2 to staging: service frontend: the rollout failed: ECS deployment circuit breaker: tasks failed to start; the circuit breaker rolled it back to "+td1+" (release r1): see why with vmctl logs --env staging frontend")
 
 	require.Len(t, res.Services, 2)
-	assert.Equal(t, deploy.RolloutCompleted, res.Services[0].Rollout, "backend is fine in r2")
-	assert.Equal(t, deploy.RolloutFailed, res.Services[1].Rollout)
+	assert.Equal(t, rollout.RolloutCompleted, res.Services[0].Rollout, "backend is fine in r2")
+	assert.Equal(t, rollout.RolloutFailed, res.Services[1].Rollout)
 	assert.Equal(t, re.RolledBackTo, res.Services[1].RolledBackTo)
 	assert.Contains(t, events.String(), "deployment failed: tasks failed to start.")
 	assert.Contains(t, events.String(), "rolling back to deployment")
@@ -389,21 +391,21 @@ func TestBrokenReleaseIsRolledBackAndTheOldOneKeepsAnswering(t *testing.T) {
 	assert.Zero(t, bad.Load(), "the load balancer answered from the previous frontend all along (%d requests)", asked.Load())
 
 	// The environment now runs two releases; CurrentRelease says so.
-	_, _, err = deploy.CurrentRelease(context.Background(), h.c, plan2)
+	_, _, err = rollout.CurrentRelease(context.Background(), h.c, plan2)
 	assert.ErrorContains(t, err, "run different releases: r1 (frontend), r2 (backend)")
 
 	// Rolling back without a release name cannot tell where to go; with one it can, and the
 	// revisions of r1 are reused: nothing is registered.
-	_, err = deploy.Rollback(context.Background(), h.c, deploy.RollbackOptions{Plan: plan2})
+	_, err = rollout.Rollback(context.Background(), h.c, rollout.RollbackOptions{Plan: plan2})
 	assert.ErrorContains(t, err, "name the release with vmctl rollback --env staging --to R")
 	registered := h.sim.Calls("ECS.RegisterTaskDefinition")
-	res, err = deploy.Rollback(context.Background(), h.c, deploy.RollbackOptions{Plan: plan1, To: "r1", Events: io.Discard, Poll: 100 * time.Millisecond})
+	res, err = rollout.Rollback(context.Background(), h.c, rollout.RollbackOptions{Plan: plan1, To: "r1", Events: io.Discard, Poll: 100 * time.Millisecond})
 	require.NoError(t, err)
 	assert.Equal(t, registered, h.sim.Calls("ECS.RegisterTaskDefinition"))
-	assert.Equal(t, deploy.RolloutCompleted, res.Services[0].Rollout)
-	assert.Equal(t, deploy.RolloutUnchanged, res.Services[1].Rollout, "frontend runs r1 already")
+	assert.Equal(t, rollout.RolloutCompleted, res.Services[0].Rollout)
+	assert.Equal(t, rollout.RolloutUnchanged, res.Services[1].Rollout, "frontend runs r1 already")
 	assert.True(t, strings.HasSuffix(res.Services[0].TaskDefinition, "vmctl-staging-backend:1"))
-	id, _, err := deploy.CurrentRelease(context.Background(), h.c, plan1)
+	id, _, err := rollout.CurrentRelease(context.Background(), h.c, plan1)
 	require.NoError(t, err)
 	assert.Equal(t, "r1", id)
 }
@@ -421,7 +423,7 @@ func TestRollbackToThePreviousRelease(t *testing.T) {
 	_, err = h.deploy(context.Background(), plan2, rel2, nil)
 	require.NoError(t, err)
 
-	target, err := deploy.PreviousRelease(context.Background(), h.c, plan2)
+	target, err := rollout.PreviousRelease(context.Background(), h.c, plan2)
 	require.NoError(t, err)
 	assert.Equal(t, "r2", target.From)
 	assert.Equal(t, "r1", target.Release)
@@ -429,21 +431,21 @@ func TestRollbackToThePreviousRelease(t *testing.T) {
 
 	registered := h.sim.Calls("ECS.RegisterTaskDefinition")
 	var events syncBuffer
-	res, err := deploy.Rollback(context.Background(), h.c, deploy.RollbackOptions{Plan: plan2, Events: &events, Poll: 100 * time.Millisecond})
+	res, err := rollout.Rollback(context.Background(), h.c, rollout.RollbackOptions{Plan: plan2, Events: &events, Poll: 100 * time.Millisecond})
 	require.NoError(t, err)
 	assert.Equal(t, "r1", res.Release)
 	for _, s := range res.Services {
-		assert.Equal(t, deploy.RolloutCompleted, s.Rollout, s.Service)
+		assert.Equal(t, rollout.RolloutCompleted, s.Rollout, s.Service)
 		assert.False(t, s.Registered)
 	}
 	assert.Equal(t, registered, h.sim.Calls("ECS.RegisterTaskDefinition"))
 	assert.Contains(t, events.String(), "(service backend) has reached a steady state.")
-	id, _, err := deploy.CurrentRelease(context.Background(), h.c, plan2)
+	id, _, err := rollout.CurrentRelease(context.Background(), h.c, plan2)
 	require.NoError(t, err)
 	assert.Equal(t, "r1", id)
 
 	// Now r1 is the oldest there is: nothing before it.
-	_, err = deploy.PreviousRelease(context.Background(), h.c, plan2)
+	_, err = rollout.PreviousRelease(context.Background(), h.c, plan2)
 	assert.ErrorContains(t, err, "has no revision of a release before r1")
 }
 
@@ -470,7 +472,7 @@ func TestDeployUnderThrottling(t *testing.T) {
 		res, err := h.deploy(context.Background(), step.plan, step.rel, nil)
 		require.NoError(t, err)
 		for _, s := range res.Services {
-			assert.NotEqual(t, deploy.RolloutFailed, s.Rollout, s.Service)
+			assert.NotEqual(t, rollout.RolloutFailed, s.Rollout, s.Service)
 		}
 		for _, svc := range families {
 			assert.Equal(t, step.rev, h.revisions("vmctl-staging-"+svc), "%s after deploying %s", svc, step.rel.ID)
@@ -498,9 +500,9 @@ func TestCancelStopsWatchingNotTheDeployment(t *testing.T) {
 			cancel()
 		}
 	})
-	_, err := deploy.Deploy(ctx, h.c, deploy.Options{Plan: plan, Release: rel, Progress: pw, Events: io.Discard, Poll: 100 * time.Millisecond})
+	_, err := rollout.Deploy(ctx, h.c, rollout.Options{Plan: plan, Release: rel, Progress: pw, Events: io.Discard, Poll: 100 * time.Millisecond})
 	require.Error(t, err)
-	var sr *deploy.StillRolling
+	var sr *rollout.StillRolling
 	require.ErrorAs(t, err, &sr)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, []string{"voicevox"}, sr.Rolling)
@@ -509,15 +511,15 @@ func TestCancelStopsWatchingNotTheDeployment(t *testing.T) {
 
 	// ECS goes on without anyone watching.
 	require.Eventually(t, func() bool {
-		rep, err := deploy.Status(context.Background(), h.c, plan)
+		rep, err := status.Status(context.Background(), h.c, plan)
 		return err == nil && rep.Services[0].Rollout == "COMPLETED"
 	}, time.Minute, 100*time.Millisecond)
 
 	// Deploying again finishes the job: voicevox is done, backend is created.
 	res, err := h.deploy(context.Background(), plan, rel, nil)
 	require.NoError(t, err)
-	assert.Equal(t, deploy.RolloutUnchanged, res.Services[0].Rollout)
-	assert.Equal(t, deploy.RolloutCompleted, res.Services[1].Rollout)
+	assert.Equal(t, rollout.RolloutUnchanged, res.Services[0].Rollout)
+	assert.Equal(t, rollout.RolloutCompleted, res.Services[1].Rollout)
 	assert.True(t, res.Services[1].Created)
 }
 
@@ -530,7 +532,7 @@ func TestBlueGreenResolvesTheAlternateGroupAndListenerRule(t *testing.T) {
 	plan = only(plan, "frontend")
 	res, err := h.deploy(context.Background(), plan, rel, nil)
 	require.NoError(t, err)
-	assert.Equal(t, deploy.RolloutCompleted, res.Services[0].Rollout)
+	assert.Equal(t, rollout.RolloutCompleted, res.Services[0].Rollout)
 
 	out, err := h.c.ECS.DescribeServices(context.Background(), &awsecs.DescribeServicesInput{Cluster: sdkaws.String("vmctl-prod"), Services: []string{"frontend"}})
 	require.NoError(t, err)
@@ -560,7 +562,7 @@ func TestDeployRefusesAnUnpinnedPlan(t *testing.T) {
 	require.NoError(t, err)
 	plan, err := ecs.Render(st, env, release.Release{ID: "r9"})
 	require.NoError(t, err)
-	_, err = deploy.Deploy(context.Background(), deploy.Clients{}, deploy.Options{Plan: plan})
+	_, err = rollout.Deploy(context.Background(), vmaws.Clients{}, rollout.Options{Plan: plan})
 	assert.EqualError(t, err, "deploy r9 to dev: some images have no digest in release r9, and vmctl deploys by digest only: push it first (vmctl push --env dev --release r9)")
 }
 
@@ -586,13 +588,13 @@ func BenchmarkRolloutNotice(b *testing.B) {
 				if i%2 == 1 {
 					rel, plan = relB, planB
 				}
-				res, err := deploy.Deploy(context.Background(), h.c, deploy.Options{Plan: plan, Release: rel, Events: io.Discard, Poll: poll})
+				res, err := rollout.Deploy(context.Background(), h.c, rollout.Options{Plan: plan, Release: rel, Events: io.Discard, Poll: poll})
 				returned := time.Now()
 				if err != nil {
 					b.Fatal(err)
 				}
 				s := res.Services[0]
-				if s.Rollout != deploy.RolloutCompleted {
+				if s.Rollout != rollout.RolloutCompleted {
 					b.Fatalf("rollout %s", s.Rollout)
 				}
 				lag := returned.Sub(s.CompletedAt)
@@ -624,12 +626,12 @@ func TestSpecHash(t *testing.T) {
 		return plan.Services[0].TaskDefinition
 	}
 	a, again, b := render("r1"), render("r1"), render("r2")
-	assert.Equal(t, deploy.SpecHash(a), deploy.SpecHash(again), "stable across renders")
-	assert.NotEqual(t, deploy.SpecHash(a), deploy.SpecHash(b), "another release is another revision, even with the same digests")
+	assert.Equal(t, rollout.SpecHash(a), rollout.SpecHash(again), "stable across renders")
+	assert.NotEqual(t, rollout.SpecHash(a), rollout.SpecHash(b), "another release is another revision, even with the same digests")
 	tagged := a
-	tagged.Tags = append(slices.Clone(a.Tags), ecstypes.Tag{Key: sdkaws.String(deploy.SpecTag), Value: sdkaws.String(deploy.SpecHash(a))})
-	assert.Equal(t, deploy.SpecHash(a), deploy.SpecHash(tagged))
+	tagged.Tags = append(slices.Clone(a.Tags), ecstypes.Tag{Key: sdkaws.String(rollout.SpecTag), Value: sdkaws.String(rollout.SpecHash(a))})
+	assert.Equal(t, rollout.SpecHash(a), rollout.SpecHash(tagged))
 	mem := a
 	mem.Memory = sdkaws.String("8192")
-	assert.NotEqual(t, deploy.SpecHash(a), deploy.SpecHash(mem))
+	assert.NotEqual(t, rollout.SpecHash(a), rollout.SpecHash(mem))
 }

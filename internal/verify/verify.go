@@ -1,4 +1,10 @@
-package deploy
+// Package verify proves that an environment runs a release and runs it well: the
+// running tasks' digests are the release's (parity), every load balancer target is
+// healthy, health paths answer through the load balancer within a latency target,
+// each GPU host passes the CUDA 11.8 rules (read over SSM), and OpenVoice's own CUDA
+// check passes in a task on a GPU host. Verify returns a Report of Checks, each with
+// a Verdict.
+package verify
 
 import (
 	"cmp"
@@ -20,10 +26,12 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/gpu"
 	"github.com/vmctl/vmctl/internal/health"
 	"github.com/vmctl/vmctl/internal/progress"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
 )
 
@@ -67,8 +75,8 @@ type Check struct {
 	Latency *Latency `json:"latency,omitempty"`
 }
 
-// VerifyReport is the verdict table of one environment running one release.
-type VerifyReport struct {
+// Report is the verdict table of one environment running one release.
+type Report struct {
 	Environment string      `json:"environment"`
 	Cluster     string      `json:"cluster"`
 	Release     string      `json:"release"`
@@ -95,10 +103,10 @@ type ProbeCheck struct {
 
 // Passed says whether no check failed or was left unknown: warnings do not
 // stop a promotion, though Summary names them.
-func (r *VerifyReport) Passed() bool { return r.worst() == Pass || r.worst() == Warn }
+func (r *Report) Passed() bool { return r.worst() == Pass || r.worst() == Warn }
 
 // Failed lists the checks that did not pass, warnings included.
-func (r *VerifyReport) Failed() []Check {
+func (r *Report) Failed() []Check {
 	var out []Check
 	for _, c := range r.Checks {
 		if c.Verdict != Pass && c.Verdict != Skipped {
@@ -108,7 +116,7 @@ func (r *VerifyReport) Failed() []Check {
 	return out
 }
 
-func (r *VerifyReport) worst() Verdict {
+func (r *Report) worst() Verdict {
 	v := Pass
 	for _, c := range r.Checks {
 		switch {
@@ -126,7 +134,7 @@ func (r *VerifyReport) worst() Verdict {
 }
 
 // Summary names the checks that did not pass, one clause each.
-func (r *VerifyReport) Summary() string {
+func (r *Report) Summary() string {
 	var parts []string
 	for _, c := range r.Failed() {
 		parts = append(parts, fmt.Sprintf("%s %s %s: %s", c.Check, c.Subject, c.Verdict, c.Detail))
@@ -137,8 +145,8 @@ func (r *VerifyReport) Summary() string {
 	return strings.Join(parts, "; ")
 }
 
-// VerifyOptions tunes verify; the zero value suits real AWS.
-type VerifyOptions struct {
+// Options tunes verify; the zero value suits real AWS.
+type Options struct {
 	// GPU is what OpenVoice needs of each GPU host (the environment's gpu block).
 	GPU gpu.Requirements
 	// ProbeCommand overrides the GPU service's command in the one-off check
@@ -174,7 +182,7 @@ type VerifyOptions struct {
 // DefaultLatencyTarget is the seed's target for the API's P95 latency.
 const DefaultLatencyTarget = 200 * time.Millisecond
 
-func (o VerifyOptions) withDefaults() VerifyOptions {
+func (o Options) withDefaults() Options {
 	o.Poll = cmp.Or(o.Poll, 2*time.Second)
 	o.Settle = cmp.Or(o.Settle, 2*time.Minute)
 	o.SSMTimeout = cmp.Or(o.SSMTimeout, 2*time.Minute)
@@ -197,12 +205,12 @@ func (o VerifyOptions) withDefaults() VerifyOptions {
 // balancer, the CUDA 11.8 rules on every GPU host, and OpenVoice's own CUDA
 // check in a one-off task. A check that cannot reach AWS says unknown; the
 // error is only for a cancelled context or unusable input.
-func Verify(ctx context.Context, c Clients, plan *ecs.Plan, rel *release.Release, opts VerifyOptions) (*VerifyReport, error) {
+func Verify(ctx context.Context, c aws.Clients, plan *ecs.Plan, rel *release.Release, opts Options) (*Report, error) {
 	if plan == nil || rel == nil {
 		return nil, errors.New("verify: a plan and a release are required")
 	}
 	v := &verifier{c: c, plan: plan, rel: rel, opts: opts.withDefaults()}
-	v.report = &VerifyReport{Environment: plan.Environment, Cluster: plan.Cluster, Release: rel.ID}
+	v.report = &Report{Environment: plan.Environment, Cluster: plan.Cluster, Release: rel.ID}
 	// The checks are independent; the probe task is slow, so all run at once
 	// and the table keeps a fixed order.
 	steps := []func(context.Context) []Check{v.parity, v.targets, v.endpoints, v.gpuHosts, v.cudaProbe}
@@ -227,12 +235,12 @@ func Verify(ctx context.Context, c Clients, plan *ecs.Plan, rel *release.Release
 }
 
 type verifier struct {
-	c      Clients
+	c      aws.Clients
 	plan   *ecs.Plan
 	rel    *release.Release
-	opts   VerifyOptions
+	opts   Options
 	mu     sync.Mutex
-	report *VerifyReport
+	report *Report
 }
 
 // event reports a finished check to the progress view.
@@ -260,13 +268,6 @@ func (v *verifier) sleep(ctx context.Context) bool {
 	}
 }
 
-func shortDigest(digest string) string {
-	if d, ok := strings.CutPrefix(digest, "sha256:"); ok && len(d) > 12 {
-		return "sha256:" + d[:12]
-	}
-	return digest
-}
-
 func shortARN(arn string) string {
 	if i := strings.LastIndexByte(arn, '/'); i >= 0 {
 		id := arn[i+1:]
@@ -286,7 +287,7 @@ func (v *verifier) parity(ctx context.Context) []Check {
 }
 
 // runningTasks describes a service's tasks that ECS wants running.
-func runningTasks(ctx context.Context, api ECS, cluster, service string) ([]ecstypes.Task, error) {
+func runningTasks(ctx context.Context, api aws.ECS, cluster, service string) ([]ecstypes.Task, error) {
 	var arns []string
 	in := &awsecs.ListTasksInput{Cluster: sdkaws.String(cluster), ServiceName: sdkaws.String(service), DesiredStatus: ecstypes.DesiredStatusRunning}
 	for {
@@ -342,7 +343,7 @@ func (v *verifier) serviceParity(ctx context.Context, s ecs.Service) Check {
 			case got == "":
 				unknown = append(unknown, fmt.Sprintf("ECS reports no image digest for container %s of task %s", name, shortARN(sdkaws.ToString(t.TaskArn))))
 			case got != want:
-				wrong = append(wrong, fmt.Sprintf("task %s container %s runs %s, release %s has %s", shortARN(sdkaws.ToString(t.TaskArn)), name, shortDigest(got), v.rel.ID, shortDigest(want)))
+				wrong = append(wrong, fmt.Sprintf("task %s container %s runs %s, release %s has %s", shortARN(sdkaws.ToString(t.TaskArn)), name, registry.ShortDigest(got), v.rel.ID, registry.ShortDigest(want)))
 			default:
 				seen[name] = got
 			}
@@ -350,40 +351,23 @@ func (v *verifier) serviceParity(ctx context.Context, s ecs.Service) Check {
 	}
 	switch {
 	case len(wrong) > 0:
-		c.Verdict, c.Detail = Fail, strings.Join(firstN(wrong, 3), "; ")
+		c.Verdict, c.Detail = Fail, strings.Join(registry.FirstN(wrong, 3), "; ")
 		c.Fix = fmt.Sprintf("deploy the release (vmctl deploy --env %s --release %s), or follow a rollout in progress with vmctl status --env %s", v.plan.Environment, v.rel.ID, v.plan.Environment)
 	case running == 0:
 		c.Verdict = Fail
 		c.Detail = fmt.Sprintf("no task of %s is RUNNING (%d wanted running)", s.Name, len(tasks))
 		c.Fix = fmt.Sprintf("see why with vmctl status --env %s", v.plan.Environment)
 	case len(unknown) > 0:
-		c.Verdict, c.Detail = Unknown, strings.Join(firstN(dedupe(unknown), 3), "; ")
+		c.Verdict, c.Detail = Unknown, strings.Join(registry.FirstN(registry.Dedupe(unknown), 3), "; ")
 	default:
 		var parts []string
 		for _, name := range slices.Sorted(maps.Keys(seen)) {
-			parts = append(parts, name+" "+shortDigest(seen[name]))
+			parts = append(parts, name+" "+registry.ShortDigest(seen[name]))
 		}
 		c.Verdict = Pass
 		c.Detail = fmt.Sprintf("%d running %s the release's %s", running, plural(running, "task runs", "tasks run"), strings.Join(parts, ", "))
 	}
 	return c
-}
-
-func firstN(list []string, n int) []string {
-	if len(list) <= n {
-		return list
-	}
-	return append(slices.Clone(list[:n]), fmt.Sprintf("and %d more", len(list)-n))
-}
-
-func dedupe(list []string) []string {
-	var out []string
-	for _, s := range list {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func plural(n int, one, many string) string {
@@ -396,7 +380,7 @@ func plural(n int, one, many string) string {
 // ---- target health
 
 // targetGroups resolves target group names to their descriptions.
-func targetGroups(ctx context.Context, api ELB, names []string) (map[string]elbtypes.TargetGroup, error) {
+func targetGroups(ctx context.Context, api aws.ELB, names []string) (map[string]elbtypes.TargetGroup, error) {
 	out, err := api.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: names})
 	if err != nil {
 		return nil, fmt.Errorf("describe target groups %s: %w", strings.Join(names, ", "), err)
@@ -481,7 +465,7 @@ func (v *verifier) settle(ctx context.Context, groups map[string]elbtypes.Target
 func (v *verifier) unhealthy(t targetTally) string {
 	switch {
 	case len(t.bad) > 0:
-		return strings.Join(firstN(t.bad, 3), "; ")
+		return strings.Join(registry.FirstN(t.bad, 3), "; ")
 	case t.pending > 0:
 		return fmt.Sprintf("%d %s still registering after %s", t.pending, plural(t.pending, "target", "targets"), v.opts.Settle)
 	}

@@ -1,4 +1,4 @@
-package deploy
+package verify
 
 import (
 	"testing"
@@ -115,7 +115,7 @@ func TestLastJSON(t *testing.T) {
 }
 
 func TestReportVerdict(t *testing.T) {
-	r := &VerifyReport{Checks: []Check{{Verdict: Pass}, {Verdict: Unknown}}}
+	r := &Report{Checks: []Check{{Verdict: Pass}, {Verdict: Unknown}}}
 	assert.Equal(t, Unknown, r.worst())
 	assert.False(t, r.Passed())
 	r.Checks = append(r.Checks, Check{Check: CheckParity, Subject: "backend", Verdict: Fail, Detail: "x"})
@@ -124,16 +124,6 @@ func TestReportVerdict(t *testing.T) {
 	r.Checks = []Check{{Verdict: Pass}}
 	assert.True(t, r.Passed())
 	assert.Equal(t, "all 1 checks passed", r.Summary())
-}
-
-func TestTagValue(t *testing.T) {
-	assert.Equal(t, "CVE-2024-1 has no fix yet accepted by ops @alice", tagValue("CVE-2024-1 has no fix yet;\naccepted by ops (@alice)!"))
-	assert.Len(t, tagValue(string(make([]byte, 300))+"x"), 1)
-	long := ""
-	for range 300 {
-		long += "a"
-	}
-	assert.Len(t, tagValue(long), 256)
 }
 
 // routeOf answers as an ALB listener would: by priority, not by list order;

@@ -1,4 +1,10 @@
-package deploy
+// Package rollout changes and reads what runs in an environment: Deploy applies a
+// rendered plan (register task definitions pinned by digest, create or update
+// services and their scaling) and watches each rollout; Rollback goes back to an
+// earlier release; CurrentRelease, Changes and the Describe* readers say what runs,
+// for every package that needs to know; RecordOverride and WriteAudit keep the
+// record of a scan gate override (tags on the services, the audit log).
+package rollout
 
 import (
 	"context"
@@ -24,6 +30,7 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/release"
@@ -91,7 +98,7 @@ type ServiceResult struct {
 // until ECS reports it completed or failed, printing the service events as they arrive. A
 // failed rollout returns a *RolloutError after the circuit breaker's rollback has run; a
 // context that ends while ECS still rolls out returns a *StillRolling.
-func Deploy(ctx context.Context, c Clients, opts Options) (*Result, error) {
+func Deploy(ctx context.Context, c aws.Clients, opts Options) (*Result, error) {
 	p := opts.Plan
 	if p == nil {
 		return nil, errors.New("deploy: no plan")
@@ -109,7 +116,7 @@ func Deploy(ctx context.Context, c Clients, opts Options) (*Result, error) {
 
 // deployer is one deploy of one plan.
 type deployer struct {
-	c       Clients
+	c       aws.Clients
 	plan    *ecs.Plan
 	release string // what the services end up running
 	what    string // "deploy r2 to staging", for errors
@@ -127,7 +134,7 @@ type targetGroupRef struct {
 	lbs []string
 }
 
-func newDeployer(c Clients, p *ecs.Plan, pw progress.Writer, events io.Writer, poll time.Duration) *deployer {
+func newDeployer(c aws.Clients, p *ecs.Plan, pw progress.Writer, events io.Writer, poll time.Duration) *deployer {
 	if pw == nil {
 		pw = progress.Discard{}
 	}
@@ -332,7 +339,7 @@ func (st *serviceState) action() string {
 // inspect reads what the service runs and decides what the plan changes; it writes nothing.
 func (d *deployer) inspect(ctx context.Context, s ecs.Service, pinned string) (*serviceState, error) {
 	st := &serviceState{svc: s, taskDef: pinned, pinned: pinned != ""}
-	cur, err := describeServices(ctx, d.c.ECS, d.plan.Cluster, []string{s.Name})
+	cur, err := DescribeServices(ctx, d.c.ECS, d.plan.Cluster, []string{s.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -341,13 +348,13 @@ func (d *deployer) inspect(ctx context.Context, s ecs.Service, pinned string) (*
 			return nil, fmt.Errorf("service %s is being deleted (DRAINING): wait until it is gone, then deploy again", s.Name)
 		}
 		st.current = &c
-		td, tags, err := describeTaskDef(ctx, d.c.ECS, sdkaws.ToString(c.TaskDefinition))
+		td, tags, err := DescribeTaskDef(ctx, d.c.ECS, sdkaws.ToString(c.TaskDefinition))
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
 		st.tags = tags
 		if td != nil {
-			st.image = mainImage(td, s.Name)
+			st.image = MainImage(td, s.Name)
 		}
 	}
 	if st.pinned {
@@ -459,7 +466,7 @@ func (d *deployer) apply(ctx context.Context, st *serviceState, r *rollout) (*ro
 	default:
 		// Nothing to write; a rollout still in progress (a deploy stopped with Ctrl-C) is
 		// followed to its end.
-		if p := primaryDeployment(st.current); p != nil && p.RolloutState == ecstypes.DeploymentRolloutStateInProgress {
+		if p := PrimaryDeployment(st.current); p != nil && p.RolloutState == ecstypes.DeploymentRolloutStateInProgress {
 			r.deployment = sdkaws.ToString(p.Id)
 			d.pw.Event(progress.Event{Resource: name, Status: progress.Working, Text: "Rolling out", Detail: "already in progress"})
 		} else {
@@ -469,7 +476,7 @@ func (d *deployer) apply(ctx context.Context, st *serviceState, r *rollout) (*ro
 		}
 	}
 	if svc != nil {
-		if p := primaryDeployment(svc); p != nil {
+		if p := PrimaryDeployment(svc); p != nil {
 			r.deployment = sdkaws.ToString(p.Id)
 		}
 	}
@@ -508,7 +515,7 @@ func clientToken(parts ...string) string {
 // findRevision looks through the family's newest revisions (at most window, the ones
 // whose images ECR still keeps) for an active one carrying hash.
 func (d *deployer) findRevision(ctx context.Context, family, hash string, window int) (string, error) {
-	td, tags, err := describeTaskDef(ctx, d.c.ECS, family)
+	td, tags, err := DescribeTaskDef(ctx, d.c.ECS, family)
 	if err != nil || td == nil {
 		return "", err
 	}
@@ -516,7 +523,7 @@ func (d *deployer) findRevision(ctx context.Context, family, hash string, window
 		return sdkaws.ToString(td.TaskDefinitionArn), nil
 	}
 	for rev := td.Revision - 1; rev >= 1 && rev > td.Revision-int32(window); rev-- {
-		old, tags, err := describeTaskDef(ctx, d.c.ECS, fmt.Sprintf("%s:%d", family, rev))
+		old, tags, err := DescribeTaskDef(ctx, d.c.ECS, fmt.Sprintf("%s:%d", family, rev))
 		if err != nil {
 			return "", err
 		}
@@ -570,9 +577,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 // ErrNoCluster is in the error of every read of a cluster that does not exist.
 var ErrNoCluster = errors.New("no such cluster")
 
-// describeServices describes services by name, ten at a time; services that are missing
+// DescribeServices describes services by name, ten at a time; services that are missing
 // or INACTIVE are left out.
-func describeServices(ctx context.Context, api ECS, cluster string, names []string) (map[string]ecstypes.Service, error) {
+func DescribeServices(ctx context.Context, api aws.ECS, cluster string, names []string) (map[string]ecstypes.Service, error) {
 	out := map[string]ecstypes.Service{}
 	for batch := range slices.Chunk(names, 10) {
 		res, err := api.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String(cluster), Services: batch})
@@ -606,8 +613,8 @@ func releaseTag(tags map[string]string) (string, error) {
 	return id, nil
 }
 
-// shownRelease is releaseTag for reports, which show a tag that is no release id as none.
-func shownRelease(tags map[string]string) string {
+// ShownRelease is releaseTag for reports, which show a tag that is no release id as none.
+func ShownRelease(tags map[string]string) string {
 	id, err := releaseTag(tags)
 	if err != nil {
 		return ""
@@ -615,9 +622,9 @@ func shownRelease(tags map[string]string) string {
 	return id
 }
 
-// describeTaskDef reads a task definition (family, family:revision or ARN) with its tags;
+// DescribeTaskDef reads a task definition (family, family:revision or ARN) with its tags;
 // nil when ECS has none by that name.
-func describeTaskDef(ctx context.Context, api ECS, ref string) (*ecstypes.TaskDefinition, map[string]string, error) {
+func DescribeTaskDef(ctx context.Context, api aws.ECS, ref string) (*ecstypes.TaskDefinition, map[string]string, error) {
 	out, err := api.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{
 		TaskDefinition: sdkaws.String(ref), Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags},
 	})
@@ -635,8 +642,8 @@ func describeTaskDef(ctx context.Context, api ECS, ref string) (*ecstypes.TaskDe
 	return out.TaskDefinition, tags, nil
 }
 
-// mainImage is the image of the container named after the service (else the first).
-func mainImage(td *ecstypes.TaskDefinition, service string) string {
+// MainImage is the image of the container named after the service (else the first).
+func MainImage(td *ecstypes.TaskDefinition, service string) string {
 	for _, c := range td.ContainerDefinitions {
 		if sdkaws.ToString(c.Name) == service {
 			return sdkaws.ToString(c.Image)
@@ -648,8 +655,8 @@ func mainImage(td *ecstypes.TaskDefinition, service string) string {
 	return ""
 }
 
-// imageDigest is the sha256:… of an image reference pinned by digest, else "".
-func imageDigest(ref string) string {
+// ImageDigest is the sha256:… of an image reference pinned by digest, else "".
+func ImageDigest(ref string) string {
 	if _, d, ok := strings.Cut(ref, "@"); ok {
 		return d
 	}
@@ -664,7 +671,8 @@ func familyRevision(arn string) string {
 	return arn
 }
 
-func primaryDeployment(s *ecstypes.Service) *ecstypes.Deployment {
+// PrimaryDeployment is the service's PRIMARY deployment (else its first); nil for none.
+func PrimaryDeployment(s *ecstypes.Service) *ecstypes.Deployment {
 	if s == nil {
 		return nil
 	}
@@ -1017,12 +1025,12 @@ func scheduleSame(have aastypes.ScheduledAction, want aas.PutScheduledActionInpu
 // carry (the vmctl:release tag) and each container's image digest, keyed by compose service.
 // It fails when no service is deployed, when some are not, and when they run different
 // releases.
-func CurrentRelease(ctx context.Context, c Clients, plan *ecs.Plan) (string, map[string]string, error) {
+func CurrentRelease(ctx context.Context, c aws.Clients, plan *ecs.Plan) (string, map[string]string, error) {
 	var names []string
 	for _, s := range plan.Services {
 		names = append(names, s.Name)
 	}
-	svcs, err := describeServices(ctx, c.ECS, plan.Cluster, names)
+	svcs, err := DescribeServices(ctx, c.ECS, plan.Cluster, names)
 	if err != nil {
 		return "", nil, err
 	}
@@ -1038,7 +1046,7 @@ func CurrentRelease(ctx context.Context, c Clients, plan *ecs.Plan) (string, map
 			missing = append(missing, n)
 			continue
 		}
-		td, tags, err := describeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
+		td, tags, err := DescribeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
 		if err != nil {
 			return "", nil, err
 		}
@@ -1054,7 +1062,7 @@ func CurrentRelease(ctx context.Context, c Clients, plan *ecs.Plan) (string, map
 		}
 		byRelease[rel] = append(byRelease[rel], n)
 		for _, cd := range td.ContainerDefinitions {
-			d := imageDigest(sdkaws.ToString(cd.Image))
+			d := ImageDigest(sdkaws.ToString(cd.Image))
 			if d == "" {
 				return "", nil, fmt.Errorf("service %s runs %s by tag, not by digest: deploy a release with vmctl deploy --env %s", n, sdkaws.ToString(cd.Image), plan.Environment)
 			}
@@ -1092,7 +1100,7 @@ type Change struct {
 }
 
 // Changes compares the plan with what runs, service by service, writing nothing.
-func Changes(ctx context.Context, c Clients, plan *ecs.Plan) ([]Change, error) {
+func Changes(ctx context.Context, c aws.Clients, plan *ecs.Plan) ([]Change, error) {
 	d := newDeployer(c, plan, nil, nil, 0)
 	var out []Change
 	for _, s := range plan.Services {
@@ -1101,7 +1109,7 @@ func Changes(ctx context.Context, c Clients, plan *ecs.Plan) ([]Change, error) {
 			return nil, err
 		}
 		ch := Change{Service: s.Name, Action: st.action(), Register: st.taskDef == "", TaskDefinition: st.taskDef,
-			FromRelease: st.tags[ReleaseTag], ToRelease: plan.Release.ID, FromDigest: imageDigest(st.image), ToDigest: imageDigest(s.Image), Settings: st.differs}
+			FromRelease: st.tags[ReleaseTag], ToRelease: plan.Release.ID, FromDigest: ImageDigest(st.image), ToDigest: ImageDigest(s.Image), Settings: st.differs}
 		if st.current != nil && st.scaling.any() {
 			ch.Settings = append(ch.Settings, "scaling")
 		}

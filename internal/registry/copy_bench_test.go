@@ -1,4 +1,4 @@
-package deploy
+package registry
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/progress"
 )
@@ -18,7 +19,7 @@ import (
 var benchServices = []string{"frontend", "backend", "voicevox", "openvoice"}
 
 type benchRelease struct {
-	images []PromoteImage
+	images []Image
 	size   int64 // every distinct blob once
 }
 
@@ -32,13 +33,13 @@ func pushBenchRelease(tb testing.TB, api *ecr.Client, reg Registry) benchRelease
 		require.NoError(tb, err)
 		img := pushTestImage(tb, reg, "vmapp/"+svc, "r1", base, randomBlob(tb, 256<<10))
 		r.size += img.size - int64(len(base))
-		r.images = append(r.images, PromoteImage{Services: []string{svc}, From: "vmapp/" + svc, To: "vmapp/" + svc, Digest: img.digest})
+		r.images = append(r.images, Image{Services: []string{svc}, From: "vmapp/" + svc, To: "vmapp/" + svc, Digest: img.digest})
 	}
 	return r
 }
 
 // benchPlanB is B's plan as far as copying reads it, with its repositories made.
-func benchPlanB(tb testing.TB, api *ecr.Client, images []PromoteImage) *ecs.Plan {
+func benchPlanB(tb testing.TB, api *ecr.Client, images []Image) *ecs.Plan {
 	p := &ecs.Plan{Environment: "prod"}
 	for _, img := range images {
 		p.Repositories = append(p.Repositories, ecs.Repository{Name: img.To, Services: img.Services})
@@ -59,8 +60,8 @@ func BenchmarkPromoteBytes(b *testing.B) {
 		b.Cleanup(sim.Close)
 		sim.AddUser("AKIASTAGING", awssim.Principal{Account: "222222222222"})
 		sim.AddUser("AKIAPROD", awssim.Principal{Account: "333333333333"})
-		from := ecr.NewFromConfig(copySimConfig(b, sim, "AKIASTAGING"))
-		to := ecr.NewFromConfig(copySimConfig(b, sim, "AKIAPROD"))
+		from := ecr.NewFromConfig(simtest.Config(b, sim, "AKIASTAGING"))
+		to := ecr.NewFromConfig(simtest.Config(b, sim, "AKIAPROD"))
 		regA, err := ECRRegistry(ctx, from)
 		require.NoError(b, err)
 		regB, err := ECRRegistry(ctx, to)
@@ -72,14 +73,14 @@ func BenchmarkPromoteBytes(b *testing.B) {
 			b.StopTimer()
 			// Prod's repositories under names of their own, so each round's
 			// manifests have to be put, and their layers mounted.
-			images := make([]PromoteImage, len(rel.images))
+			images := make([]Image, len(rel.images))
 			for j, img := range rel.images {
 				img.To = "prod" + itoa(i) + "/" + img.Services[0]
 				images[j] = img
 			}
 			planB := benchPlanB(b, to, images)
 			b.StartTimer()
-			copies, err := copyImages(ctx, Clients{ECR: from}, Clients{ECR: to}, regA, regB, planB, images, "r1", progress.Discard{})
+			copies, err := CopyImages(ctx, from, to, regA, regB, planB, images, "r1", progress.Discard{})
 			require.NoError(b, err)
 			for _, c := range copies {
 				moved += c.Stats.BytesMoved
@@ -93,7 +94,7 @@ func BenchmarkPromoteBytes(b *testing.B) {
 		staging := awssim.New()
 		b.Cleanup(staging.Close)
 		staging.AddUser("AKIASTAGING", awssim.Principal{Account: "222222222222"})
-		from := ecr.NewFromConfig(copySimConfig(b, staging, "AKIASTAGING"))
+		from := ecr.NewFromConfig(simtest.Config(b, staging, "AKIASTAGING"))
 		regA, err := ECRRegistry(ctx, from)
 		require.NoError(b, err)
 		rel := pushBenchRelease(b, from, regA)
@@ -104,18 +105,18 @@ func BenchmarkPromoteBytes(b *testing.B) {
 			b.StopTimer()
 			prod := awssim.New() // an empty registry every round
 			prod.AddUser("AKIAPROD", awssim.Principal{Account: "333333333333"})
-			to := ecr.NewFromConfig(copySimConfig(b, prod, "AKIAPROD"))
+			to := ecr.NewFromConfig(simtest.Config(b, prod, "AKIAPROD"))
 			regB, err := ECRRegistry(ctx, to)
 			require.NoError(b, err)
 			planB := benchPlanB(b, to, rel.images)
 			b.StartTimer()
-			copies, err := copyImages(ctx, Clients{ECR: from}, Clients{ECR: to}, regA, regB, planB, rel.images, "r1", progress.Discard{})
+			copies, err := CopyImages(ctx, from, to, regA, regB, planB, rel.images, "r1", progress.Discard{})
 			require.NoError(b, err)
 			for _, c := range copies {
 				first += c.Stats.BytesMoved
 				mounted += c.Stats.BlobsMounted
 			}
-			copies, err = copyImages(ctx, Clients{ECR: from}, Clients{ECR: to}, regA, regB, planB, rel.images, "r1", progress.Discard{})
+			copies, err = CopyImages(ctx, from, to, regA, regB, planB, rel.images, "r1", progress.Discard{})
 			require.NoError(b, err)
 			for _, c := range copies {
 				again += c.Stats.BytesMoved

@@ -1,4 +1,4 @@
-package deploy
+package registry
 
 import (
 	"bytes"
@@ -6,33 +6,16 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"testing"
-	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/progress"
 )
-
-// copySimConfig is an SDK configuration signed by key that reaches sim.
-func copySimConfig(t testing.TB, sim *awssim.Sim, key string) sdkaws.Config {
-	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion("ap-northeast-1"),
-		config.WithBaseEndpoint(sim.URL()),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "secret", "")),
-		config.WithRetryer(func() sdkaws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxBackoff = 10 * time.Millisecond })
-		}))
-	require.NoError(t, err)
-	return cfg
-}
 
 // copySim is a simulator with one account's user; its registry is reached
 // with that account's ECR token.
@@ -41,7 +24,7 @@ func copySim(t testing.TB, key, account string) (*awssim.Sim, *ecr.Client, Regis
 	sim := awssim.New()
 	t.Cleanup(sim.Close)
 	sim.AddUser(key, awssim.Principal{Account: account, ARN: "arn:aws:iam::" + account + ":role/ci"})
-	api := ecr.NewFromConfig(copySimConfig(t, sim, key))
+	api := ecr.NewFromConfig(simtest.Config(t, sim, key))
 	reg, err := ECRRegistry(context.Background(), api)
 	require.NoError(t, err)
 	return sim, api, reg
@@ -176,8 +159,8 @@ func TestRetagWithinOneRegistry(t *testing.T) {
 	t.Cleanup(sim.Close)
 	sim.AddUser("AKIASTAGING", awssim.Principal{Account: "222222222222", ARN: "arn:aws:iam::222222222222:role/ci"})
 	sim.AddUser("AKIAPROD", awssim.Principal{Account: "333333333333", ARN: "arn:aws:iam::333333333333:role/ci"})
-	from := ecr.NewFromConfig(copySimConfig(t, sim, "AKIASTAGING"))
-	to := ecr.NewFromConfig(copySimConfig(t, sim, "AKIAPROD"))
+	from := ecr.NewFromConfig(simtest.Config(t, sim, "AKIASTAGING"))
+	to := ecr.NewFromConfig(simtest.Config(t, sim, "AKIAPROD"))
 	for _, c := range []struct {
 		api  *ecr.Client
 		repo string
@@ -223,7 +206,7 @@ func TestCopyReleaseAcrossRegistries(t *testing.T) {
 	rel := pushBenchRelease(t, from, regA)
 	planB := benchPlanB(t, to, rel.images)
 
-	copies, err := copyImages(ctx, Clients{ECR: from}, Clients{ECR: to}, regA, regB, planB, rel.images, "r1", progress.Discard{})
+	copies, err := CopyImages(ctx, from, to, regA, regB, planB, rel.images, "r1", progress.Discard{})
 	require.NoError(t, err)
 	var moved int64
 	var mounted int
@@ -235,7 +218,7 @@ func TestCopyReleaseAcrossRegistries(t *testing.T) {
 	assert.Equal(t, rel.size, moved, "every distinct blob exactly once")
 	assert.Equal(t, 3, mounted, "the base layer, into the three repositories after the first")
 
-	copies, err = copyImages(ctx, Clients{ECR: from}, Clients{ECR: to}, regA, regB, planB, rel.images, "r1", progress.Discard{})
+	copies, err = CopyImages(ctx, from, to, regA, regB, planB, rel.images, "r1", progress.Discard{})
 	require.NoError(t, err)
 	for _, c := range copies {
 		assert.Equal(t, "present", c.Method)

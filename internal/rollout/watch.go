@@ -1,4 +1,4 @@
-package deploy
+package rollout
 
 import (
 	"context"
@@ -77,7 +77,7 @@ func (d *deployer) watch(ctx context.Context, rs []*rollout) error {
 			return nil
 		}
 		sort.Strings(names)
-		svcs, err := describeServices(ctx, d.c.ECS, d.plan.Cluster, names)
+		svcs, err := DescribeServices(ctx, d.c.ECS, d.plan.Cluster, names)
 		switch {
 		case ctx.Err() != nil:
 			return context.Cause(ctx)
@@ -162,7 +162,7 @@ func findDeployment(svc *ecstypes.Service, id string) *ecstypes.Deployment {
 
 // observe moves one rollout along from what ECS says of its service.
 func (d *deployer) observe(ctx context.Context, r *rollout, svc *ecstypes.Service) {
-	p := primaryDeployment(svc)
+	p := PrimaryDeployment(svc)
 	switch r.phase {
 	case phaseRolling:
 		dep := findDeployment(svc, r.deployment)
@@ -226,8 +226,8 @@ func (d *deployer) observe(ctx context.Context, r *rollout, svc *ecstypes.Servic
 func (d *deployer) rollingBack(ctx context.Context, r *rollout, p *ecstypes.Deployment) {
 	r.rollback = sdkaws.ToString(p.Id)
 	r.res.RolledBackTo = sdkaws.ToString(p.TaskDefinition)
-	if _, tags, err := describeTaskDef(ctx, d.c.ECS, r.res.RolledBackTo); err == nil {
-		r.rollbackRelease = shownRelease(tags)
+	if _, tags, err := DescribeTaskDef(ctx, d.c.ECS, r.res.RolledBackTo); err == nil {
+		r.rollbackRelease = ShownRelease(tags)
 	}
 	r.phase = phaseRollingBack
 	d.report(r, progress.Error, "Rolling back", "to "+familyRevision(r.res.RolledBackTo)+releaseNote(r.rollbackRelease))

@@ -1,4 +1,4 @@
-package deploy
+package status
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/termtext"
 )
 
@@ -34,7 +36,7 @@ type LogsOptions struct {
 
 // FollowLogs prints a service's lines from the environment's CloudWatch Logs group, oldest
 // first, as "container/task | line"; a follow ends with the context, which is not an error.
-func FollowLogs(ctx context.Context, c Clients, plan *ecs.Plan, service string, w io.Writer, opts LogsOptions) error {
+func FollowLogs(ctx context.Context, c aws.Clients, plan *ecs.Plan, service string, w io.Writer, opts LogsOptions) error {
 	follow := opts.Follow
 	prefix, err := streamPrefix(plan, service)
 	if err != nil {
@@ -90,7 +92,7 @@ func FollowLogs(ctx context.Context, c Clients, plan *ecs.Plan, service string, 
 				delete(seen, id)
 			}
 		}
-		if sleep(ctx, logPoll) != nil {
+		if !registry.SleepCtx(ctx, logPoll) {
 			return nil
 		}
 	}

@@ -1,4 +1,4 @@
-package deploy
+package verify
 
 import (
 	"bufio"
@@ -17,8 +17,10 @@ import (
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/gpu"
+	"github.com/vmctl/vmctl/internal/registry"
 )
 
 // probeStartedBy marks verify's one-off check tasks, so they can be told
@@ -39,7 +41,7 @@ func (e *probeError) Error() string { return e.msg }
 // service's current task definition, on the GPU capacity provider, reads
 // what it printed from CloudWatch Logs and judges it with the same rules as
 // `vmctl gpu --probe`.
-func runProbe(ctx context.Context, c Clients, plan *ecs.Plan, s ecs.Service, opts VerifyOptions) (string, *ProbeCheck, error) {
+func runProbe(ctx context.Context, c aws.Clients, plan *ecs.Plan, s ecs.Service, opts Options) (string, *ProbeCheck, error) {
 	cluster := sdkaws.String(plan.Cluster)
 	svcs, err := c.ECS.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: cluster, Services: []string{s.Name}})
 	if err != nil {
@@ -136,7 +138,7 @@ func taskID(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] 
 
 // waitStopped polls the task until it stops; past ProbeTimeout it stops it,
 // so a check stuck in PENDING does not hold a GPU host.
-func waitStopped(ctx context.Context, api ECS, cluster, arn string, opts VerifyOptions) (ecstypes.Task, error) {
+func waitStopped(ctx context.Context, api aws.ECS, cluster, arn string, opts Options) (ecstypes.Task, error) {
 	deadline := time.Now().Add(opts.ProbeTimeout)
 	last := ""
 	for {
@@ -150,7 +152,7 @@ func waitStopped(ctx context.Context, api ECS, cluster, arn string, opts VerifyO
 				return t, nil
 			}
 		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, opts.Poll) {
+		if time.Now().After(deadline) || !registry.SleepCtx(ctx, opts.Poll) {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_, _ = api.StopTask(stopCtx, &awsecs.StopTaskInput{Cluster: sdkaws.String(cluster), Task: sdkaws.String(arn), Reason: sdkaws.String("vmctl verify: the CUDA check ran out of time")})
@@ -164,7 +166,7 @@ func waitStopped(ctx context.Context, api ECS, cluster, arn string, opts VerifyO
 
 // readProbeLine reads the task's log stream until a JSON line shows, for up
 // to LogsTimeout: CloudWatch Logs may show events a little after the task stops.
-func readProbeLine(ctx context.Context, api Logs, group, stream string, opts VerifyOptions) (string, error) {
+func readProbeLine(ctx context.Context, api aws.Logs, group, stream string, opts Options) (string, error) {
 	deadline := time.Now().Add(opts.LogsTimeout)
 	for {
 		msgs, err := logLines(ctx, api, group, stream)
@@ -175,7 +177,7 @@ func readProbeLine(ctx context.Context, api Logs, group, stream string, opts Ver
 		if line := lastJSON(msgs); line != "" {
 			return line, nil
 		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, opts.Poll) {
+		if time.Now().After(deadline) || !registry.SleepCtx(ctx, opts.Poll) {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
@@ -184,7 +186,7 @@ func readProbeLine(ctx context.Context, api Logs, group, stream string, opts Ver
 	}
 }
 
-func logLines(ctx context.Context, api Logs, group, stream string) ([]string, error) {
+func logLines(ctx context.Context, api aws.Logs, group, stream string) ([]string, error) {
 	in := &cloudwatchlogs.GetLogEventsInput{LogGroupName: sdkaws.String(group), LogStreamName: sdkaws.String(stream), StartFromHead: sdkaws.Bool(true)}
 	var out []string
 	for range 100 { // a check prints a few lines; the bound only guards against a token loop

@@ -1,4 +1,4 @@
-package deploy
+package verify
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/gpu"
+	"github.com/vmctl/vmctl/internal/registry"
 )
 
 // The query the design names for reading GPU hosts over SSM, and the same
@@ -38,7 +40,7 @@ type ssmResult struct {
 
 // readGPUs runs the nvidia-smi query on every instance with SSM Run Command
 // and turns each answer into an inventory for the CUDA 11.8 rules.
-func readGPUs(ctx context.Context, api SSM, ids []string, opts VerifyOptions) (map[string]hostGPU, map[string]error) {
+func readGPUs(ctx context.Context, api aws.SSM, ids []string, opts Options) (map[string]hostGPU, map[string]error) {
 	invs, errs := map[string]hostGPU{}, map[string]error{}
 	results := runShell(ctx, api, ids, nvidiaQuery, opts)
 	var retry []string
@@ -84,7 +86,7 @@ type shellOutcome struct {
 
 // runShell sends one AWS-RunShellScript command to the instances and polls
 // each invocation until it finishes or SSMTimeout passes.
-func runShell(ctx context.Context, api SSM, ids []string, command string, opts VerifyOptions) map[string]shellOutcome {
+func runShell(ctx context.Context, api aws.SSM, ids []string, command string, opts Options) map[string]shellOutcome {
 	out := map[string]shellOutcome{}
 	sent, err := api.SendCommand(ctx, &ssm.SendCommandInput{
 		DocumentName:   sdkaws.String("AWS-RunShellScript"),
@@ -133,7 +135,7 @@ func runShell(ctx context.Context, api SSM, ids []string, command string, opts V
 		if len(pending) == 0 {
 			break
 		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, opts.Poll) {
+		if time.Now().After(deadline) || !registry.SleepCtx(ctx, opts.Poll) {
 			for _, id := range pending {
 				out[id] = shellOutcome{err: fmt.Errorf("nvidia-smi over SSM did not finish within %s (command %s is %s)", opts.SSMTimeout, sdkaws.ToString(cmdID), last[id])}
 			}
@@ -141,17 +143,6 @@ func runShell(ctx context.Context, api SSM, ids []string, command string, opts V
 		}
 	}
 	return out
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 var errNoComputeCap = errors.New("nvidia-smi does not know compute_cap")

@@ -1,4 +1,4 @@
-package deploy
+package rollout
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/release"
@@ -46,7 +47,7 @@ type RollbackTarget struct {
 // to the one before what runs, as ECS recorded it: for every service, the newest older
 // task definition revision whose release differs; the services go back to those revisions
 // as they are (only the task definition changes), and the rollout is watched as Deploy's.
-func Rollback(ctx context.Context, c Clients, opts RollbackOptions) (*Result, error) {
+func Rollback(ctx context.Context, c aws.Clients, opts RollbackOptions) (*Result, error) {
 	if opts.Plan == nil {
 		return nil, errors.New("rollback: no plan")
 	}
@@ -73,12 +74,12 @@ func Rollback(ctx context.Context, c Clients, opts RollbackOptions) (*Result, er
 
 // PreviousRelease finds the release before the one the plan's services run, and the
 // revisions that ran it.
-func PreviousRelease(ctx context.Context, c Clients, plan *ecs.Plan) (*RollbackTarget, error) {
+func PreviousRelease(ctx context.Context, c aws.Clients, plan *ecs.Plan) (*RollbackTarget, error) {
 	var names []string
 	for _, s := range plan.Services {
 		names = append(names, s.Name)
 	}
-	svcs, err := describeServices(ctx, c.ECS, plan.Cluster, names)
+	svcs, err := DescribeServices(ctx, c.ECS, plan.Cluster, names)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +91,7 @@ func PreviousRelease(ctx context.Context, c Clients, plan *ecs.Plan) (*RollbackT
 		if !ok {
 			return nil, fmt.Errorf("roll back %s: service %s is not deployed: %s", plan.Environment, n, hint)
 		}
-		td, tags, err := describeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
+		td, tags, err := DescribeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
 		if err != nil {
 			return nil, err
 		}
@@ -129,10 +130,10 @@ func PreviousRelease(ctx context.Context, c Clients, plan *ecs.Plan) (*RollbackT
 
 // previousRevision walks back from the running revision to the newest active one of
 // another release.
-func previousRevision(ctx context.Context, api ECS, td *ecstypes.TaskDefinition, release string) (string, string, error) {
+func previousRevision(ctx context.Context, api aws.ECS, td *ecstypes.TaskDefinition, release string) (string, string, error) {
 	family := sdkaws.ToString(td.Family)
 	for rev := td.Revision - 1; rev >= 1 && rev >= td.Revision-int32(rollbackWindow); rev-- {
-		old, tags, err := describeTaskDef(ctx, api, fmt.Sprintf("%s:%d", family, rev))
+		old, tags, err := DescribeTaskDef(ctx, api, fmt.Sprintf("%s:%d", family, rev))
 		if err != nil {
 			return "", "", err
 		}
@@ -162,12 +163,12 @@ func describeGroups(m map[string][]string) string {
 // service must have a revision of it among its recent task definitions (the running
 // one and the rollback window before it). Anything else is a deploy, with a deploy's
 // checks, not a way back.
-func CheckRanBefore(ctx context.Context, c Clients, plan *ecs.Plan, id string) error {
+func CheckRanBefore(ctx context.Context, c aws.Clients, plan *ecs.Plan, id string) error {
 	var names []string
 	for _, s := range plan.Services {
 		names = append(names, s.Name)
 	}
-	svcs, err := describeServices(ctx, c.ECS, plan.Cluster, names)
+	svcs, err := DescribeServices(ctx, c.ECS, plan.Cluster, names)
 	if err != nil {
 		return err
 	}
@@ -177,7 +178,7 @@ func CheckRanBefore(ctx context.Context, c Clients, plan *ecs.Plan, id string) e
 		if !ok {
 			return fmt.Errorf("roll %s back to %s: service %s is not deployed there, so %s never ran there: %s", plan.Environment, id, n, id, deployHint)
 		}
-		td, tags, err := describeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
+		td, tags, err := DescribeTaskDef(ctx, c.ECS, sdkaws.ToString(svc.TaskDefinition))
 		if err != nil {
 			return err
 		}
@@ -189,7 +190,7 @@ func CheckRanBefore(ctx context.Context, c Clients, plan *ecs.Plan, id string) e
 		// From the family's newest revision: after a rollback, the release rolled back
 		// from is newer than the one running, and is a way back too.
 		top := td.Revision
-		if latest, _, err := describeTaskDef(ctx, c.ECS, family); err != nil {
+		if latest, _, err := DescribeTaskDef(ctx, c.ECS, family); err != nil {
 			return err
 		} else if latest != nil {
 			top = max(top, latest.Revision)
@@ -198,7 +199,7 @@ func CheckRanBefore(ctx context.Context, c Clients, plan *ecs.Plan, id string) e
 			if rev == td.Revision {
 				continue
 			}
-			_, oldTags, err := describeTaskDef(ctx, c.ECS, fmt.Sprintf("%s:%d", family, rev))
+			_, oldTags, err := DescribeTaskDef(ctx, c.ECS, fmt.Sprintf("%s:%d", family, rev))
 			if err != nil {
 				return err
 			}
@@ -216,10 +217,10 @@ func CheckRanBefore(ctx context.Context, c Clients, plan *ecs.Plan, id string) e
 
 // TargetRelease is the release a rollback without a named release returns to, with
 // the digests its revisions pin, so the scan gate can judge them.
-func TargetRelease(ctx context.Context, c Clients, t *RollbackTarget) (*release.Release, error) {
+func TargetRelease(ctx context.Context, c aws.Clients, t *RollbackTarget) (*release.Release, error) {
 	rel := &release.Release{ID: t.Release, Images: map[string]release.Image{}}
 	for svc, arn := range t.TaskDefinitions {
-		td, _, err := describeTaskDef(ctx, c.ECS, arn)
+		td, _, err := DescribeTaskDef(ctx, c.ECS, arn)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package deploy
+package rollout
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 )
 
 // taggedECS runs one service, backend, on revision 2 of its family; each revision's
 // vmctl:release tag is in releases. Every call it does not answer panics.
 type taggedECS struct {
-	ECS
+	aws.ECS
 	releases map[int32]string
 }
 
@@ -66,7 +67,7 @@ func TestReleaseTagsThatAreNoReleaseIDsAreRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := Clients{ECS: taggedECS{releases: tt.releases}}
+			c := aws.Clients{ECS: taggedECS{releases: tt.releases}}
 			id, _, err := CurrentRelease(context.Background(), c, plan)
 			if tt.current != "" {
 				require.ErrorContains(t, err, tt.current)
@@ -87,7 +88,7 @@ func TestReleaseTagsThatAreNoReleaseIDsAreRefused(t *testing.T) {
 }
 
 func TestShownReleaseHidesTagsThatAreNoReleaseIDs(t *testing.T) {
-	assert.Equal(t, "r1", shownRelease(map[string]string{ReleaseTag: "r1"}))
-	assert.Empty(t, shownRelease(map[string]string{ReleaseTag: "../x"}))
-	assert.Empty(t, shownRelease(map[string]string{}))
+	assert.Equal(t, "r1", ShownRelease(map[string]string{ReleaseTag: "r1"}))
+	assert.Empty(t, ShownRelease(map[string]string{ReleaseTag: "../x"}))
+	assert.Empty(t, ShownRelease(map[string]string{}))
 }

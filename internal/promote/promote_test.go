@@ -1,4 +1,4 @@
-package deploy
+package promote
 
 import (
 	"context"
@@ -16,22 +16,26 @@ import (
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
+	"github.com/vmctl/vmctl/internal/verify/verifytest"
 )
 
-func (w *vpWorld) promoteOptions(approvals *[]PromotePlan) PromoteOptions {
-	return PromoteOptions{
+// promoteOptions promotes w's staging to prod, recording each approval asked.
+func promoteOptions(w *verifytest.World, approvals *[]Plan) Options {
+	return Options{
 		From: "staging", To: "prod",
-		Render: func(env string, rel release.Release) (*ecs.Plan, error) { return ecs.Render(w.st, w.envs[env], rel) },
+		Render: func(env string, rel release.Release) (*ecs.Plan, error) { return ecs.Render(w.Stack, w.Envs[env], rel) },
 		Resolve: func(id string, digests map[string]string) (*release.Release, error) {
-			return w.rel, nil // the local release store's manifest
+			return w.Rel, nil // the local release store's manifest
 		},
-		Approve: func(_ context.Context, p PromotePlan) error {
+		Approve: func(_ context.Context, p Plan) error {
 			*approvals = append(*approvals, p)
 			return nil
 		},
-		VerifyFrom: fastVerify(w.envs["staging"], okProbe),
-		VerifyTo:   fastVerify(w.envs["prod"], okProbe),
+		VerifyFrom: verifytest.FastVerify(w.Envs["staging"], verifytest.OKProbe),
+		VerifyTo:   verifytest.FastVerify(w.Envs["prod"], verifytest.OKProbe),
 		Poll:       100 * time.Millisecond,
 	}
 }
@@ -50,12 +54,12 @@ func writes(sim *awssim.Sim) int {
 // with a recorded reason it goes through, moving no layer byte, and prod
 // then runs staging's digests.
 func TestPromoteOnTheSimulator(t *testing.T) {
-	w := newVPWorld(t)
-	staging := w.deploy(t, "staging")
-	prodPlan := w.plan(t, "prod", w.rel)
-	w.sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+	w := verifytest.New(t)
+	staging := w.Deploy(t, "staging")
+	prodPlan := w.Plan(t, "prod", w.Rel)
+	w.Sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 	ctx := context.Background()
-	var approvals []PromotePlan
+	var approvals []Plan
 
 	t.Run("refused while staging fails verify", func(t *testing.T) {
 		var group string
@@ -64,39 +68,39 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 				group = s.Hosts.AutoScalingGroup
 			}
 		}
-		host := w.sim.GroupInstances(group)[0]
-		require.True(t, w.sim.SetInstanceGPU(host.ID, &awssim.GPUFacts{Model: "Tesla T4", DriverVersion: "418.87.01", MemoryMiB: 15360, ComputeCapability: "7.5"}))
-		defer w.sim.SetInstanceGPU(host.ID, awssim.T4())
-		before := writes(w.sim)
-		res, err := Promote(ctx, w.clients["staging"], w.clients["prod"], w.promoteOptions(&approvals))
+		host := w.Sim.GroupInstances(group)[0]
+		require.True(t, w.Sim.SetInstanceGPU(host.ID, &awssim.GPUFacts{Model: "Tesla T4", DriverVersion: "418.87.01", MemoryMiB: 15360, ComputeCapability: "7.5"}))
+		defer w.Sim.SetInstanceGPU(host.ID, awssim.T4())
+		before := writes(w.Sim)
+		res, err := Promote(ctx, w.Clients["staging"], w.Clients["prod"], promoteOptions(w, &approvals))
 		require.ErrorIs(t, err, ErrVerifyFailed)
 		assert.Contains(t, err.Error(), "driver 418.87.01 is older than 450.80.02")
 		assert.False(t, res.FromVerify.Passed())
-		assert.Equal(t, before, writes(w.sim), "nothing written")
+		assert.Equal(t, before, writes(w.Sim), "nothing written")
 		assert.Empty(t, approvals, "not even asked")
 	})
 
-	backend := w.rel.Images["backend"].Digest
-	w.sim.PlantScanFindings("vmapp-demo/backend", backend, []awssim.ScanFinding{
+	backend := w.Rel.Images["backend"].Digest
+	w.Sim.PlantScanFindings("vmapp-demo/backend", backend, []awssim.ScanFinding{
 		{Name: "CVE-2024-0001", Severity: "CRITICAL", Description: "a test finding"},
 		{Name: "CVE-2024-0002", Severity: "HIGH"},
 	})
 
 	t.Run("a CRITICAL finding blocks promote", func(t *testing.T) {
-		before := writes(w.sim)
-		res, err := Promote(ctx, w.clients["staging"], w.clients["prod"], w.promoteOptions(&approvals))
-		require.ErrorIs(t, err, ErrVulnerable)
-		assert.Contains(t, err.Error(), "backend "+shortDigest(backend)+": 1 CRITICAL (CVE-2024-0001)")
+		before := writes(w.Sim)
+		res, err := Promote(ctx, w.Clients["staging"], w.Clients["prod"], promoteOptions(w, &approvals))
+		require.ErrorIs(t, err, registry.ErrVulnerable)
+		assert.Contains(t, err.Error(), "backend "+registry.ShortDigest(backend)+": 1 CRITICAL (CVE-2024-0001)")
 		assert.Contains(t, err.Error(), `--allow-vulnerable "why"`)
 		require.Len(t, res.Plan.Vulnerable, 1)
-		assert.Equal(t, before, writes(w.sim), "nothing written to prod")
+		assert.Equal(t, before, writes(w.Sim), "nothing written to prod")
 		assert.Empty(t, approvals)
 	})
 
 	t.Run("allowed with a reason, it moves no layer byte and prod runs the same digests", func(t *testing.T) {
-		opts := w.promoteOptions(&approvals)
+		opts := promoteOptions(w, &approvals)
 		opts.AllowVulnerable = "CVE-2024-0001: no fix upstream yet; tracked in APP-42"
-		res, err := Promote(ctx, w.clients["staging"], w.clients["prod"], opts)
+		res, err := Promote(ctx, w.Clients["staging"], w.Clients["prod"], opts)
 		require.NoError(t, err)
 		require.Len(t, approvals, 1, "asked once, before writing")
 		assert.True(t, approvals[0].SameRegistry)
@@ -108,25 +112,25 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 			assert.Contains(t, []string{"present", "retag"}, c.Method)
 		}
 		require.NotNil(t, res.ToVerify)
-		assert.True(t, res.ToVerify.Passed(), describeChecks(res.ToVerify))
+		assert.True(t, res.ToVerify.Passed(), verifytest.Describe(res.ToVerify))
 
-		id, digests, err := CurrentRelease(ctx, w.clients["prod"], prodPlan)
+		id, digests, err := rollout.CurrentRelease(ctx, w.Clients["prod"], prodPlan)
 		require.NoError(t, err)
 		assert.Equal(t, "r1", id)
 		for svc, d := range digests {
-			assert.Equal(t, w.rel.Images[svc].Digest, d, "%s runs staging's digest", svc)
+			assert.Equal(t, w.Rel.Images[svc].Digest, d, "%s runs staging's digest", svc)
 		}
 
 		// The reason is on prod's deployment.
-		svcs, err := w.clients["prod"].ECS.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String(prodPlan.Cluster), Services: []string{"backend"}})
+		svcs, err := w.Clients["prod"].ECS.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String(prodPlan.Cluster), Services: []string{"backend"}})
 		require.NoError(t, err)
-		td, err := w.clients["prod"].ECS.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{TaskDefinition: svcs.Services[0].TaskDefinition, Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags}})
+		td, err := w.Clients["prod"].ECS.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{TaskDefinition: svcs.Services[0].TaskDefinition, Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags}})
 		require.NoError(t, err)
 		tags := map[string]string{}
 		for _, tg := range td.Tags {
 			tags[sdkaws.ToString(tg.Key)] = sdkaws.ToString(tg.Value)
 		}
-		assert.Equal(t, "CVE-2024-0001: no fix upstream yet tracked in APP-42", tags[TagAllowVulnerable])
+		assert.Equal(t, "CVE-2024-0001: no fix upstream yet tracked in APP-42", tags[rollout.TagAllowVulnerable])
 		assert.Equal(t, "staging", tags[TagPromotedFrom])
 	})
 }
@@ -134,33 +138,33 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 // With 30 % of the calls promote makes throttled, it still goes through,
 // and prod gets exactly one task-definition revision per service.
 func TestPromoteUnderThrottling(t *testing.T) {
-	w := newVPWorld(t)
-	w.deploy(t, "staging")
-	prodPlan := w.plan(t, "prod", w.rel)
-	w.sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+	w := verifytest.New(t)
+	w.Deploy(t, "staging")
+	prodPlan := w.Plan(t, "prod", w.Rel)
+	w.Sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 	for _, op := range []string{
 		"ECR.BatchGetImage", "ECR.PutImage", "ECR.DescribeImages", "ECR.DescribeImageScanFindings", "ECR.DescribeRepositories", "ECR.CreateRepository",
 		"ECS.RegisterTaskDefinition", "ECS.DescribeTaskDefinition", "ECS.CreateService", "ECS.UpdateService", "ECS.DescribeServices", "ECS.ListTasks", "ECS.DescribeTasks",
 		"ELBv2.DescribeTargetGroups", "ELBv2.DescribeTargetHealth", "ApplicationAutoScaling.RegisterScalableTarget", "ApplicationAutoScaling.PutScalingPolicy",
 	} {
-		w.sim.InjectFault(op, awssim.Fault{Throttle: true, Rate: 0.3})
+		w.Sim.InjectFault(op, awssim.Fault{Throttle: true, Rate: 0.3})
 	}
 	// vmctl's own retryer, as the commands use it (the harness's gives up after 3).
-	for name, key := range vpKeys {
-		cfg, err := vmaws.LoadConfig(context.Background(), "ap-northeast-1", config.WithBaseEndpoint(w.sim.URL()),
+	for name, key := range verifytest.Keys {
+		cfg, err := vmaws.LoadConfig(context.Background(), "ap-northeast-1", config.WithBaseEndpoint(w.Sim.URL()),
 			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "secret", "")))
 		require.NoError(t, err)
-		w.clients[name] = NewClients(cfg)
+		w.Clients[name] = vmaws.NewClients(cfg)
 	}
-	var approvals []PromotePlan
-	res, err := Promote(context.Background(), w.clients["staging"], w.clients["prod"], w.promoteOptions(&approvals))
+	var approvals []Plan
+	res, err := Promote(context.Background(), w.Clients["staging"], w.Clients["prod"], promoteOptions(w, &approvals))
 	require.NoError(t, err)
 	assert.Zero(t, res.BytesMoved)
 	for _, s := range prodPlan.Services {
 		family := sdkaws.ToString(s.TaskDefinition.Family)
-		td, err := w.clients["prod"].ECS.DescribeTaskDefinition(context.Background(), &awsecs.DescribeTaskDefinitionInput{TaskDefinition: sdkaws.String(family)})
+		td, err := w.Clients["prod"].ECS.DescribeTaskDefinition(context.Background(), &awsecs.DescribeTaskDefinitionInput{TaskDefinition: sdkaws.String(family)})
 		require.NoError(t, err)
 		assert.EqualValues(t, 1, td.TaskDefinition.Revision, "%s: no duplicate revision", family)
 	}
-	assert.Positive(t, w.sim.Calls("ECR.PutImage"))
+	assert.Positive(t, w.Sim.Calls("ECR.PutImage"))
 }

@@ -1,7 +1,9 @@
-// Package deploy moves releases to AWS: it pushes a release's images to
-// ECR and proves that what landed is what was built. Deploy, verify,
-// promote and rollback build on it.
-package deploy
+// Package registry is vmctl's side of ECR: it pushes a release's images and
+// proves that what landed is what was built (push.go), copies images between
+// repositories and registries by digest (copy.go), and reads the images' ECR
+// scans for the scan gate that every write into an environment passes
+// (scan.go).
+package registry
 
 import (
 	"context"
@@ -18,24 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/registry"
+	dockerregistry "github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/pkg/jsonmessage"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/release"
 )
-
-// ECR is the part of the ECR client push uses.
-type ECR interface {
-	DescribeRepositories(ctx context.Context, in *ecr.DescribeRepositoriesInput, opts ...func(*ecr.Options)) (*ecr.DescribeRepositoriesOutput, error)
-	CreateRepository(ctx context.Context, in *ecr.CreateRepositoryInput, opts ...func(*ecr.Options)) (*ecr.CreateRepositoryOutput, error)
-	PutImageScanningConfiguration(ctx context.Context, in *ecr.PutImageScanningConfigurationInput, opts ...func(*ecr.Options)) (*ecr.PutImageScanningConfigurationOutput, error)
-	PutImageTagMutability(ctx context.Context, in *ecr.PutImageTagMutabilityInput, opts ...func(*ecr.Options)) (*ecr.PutImageTagMutabilityOutput, error)
-	PutLifecyclePolicy(ctx context.Context, in *ecr.PutLifecyclePolicyInput, opts ...func(*ecr.Options)) (*ecr.PutLifecyclePolicyOutput, error)
-	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, opts ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
-	BatchGetImage(ctx context.Context, in *ecr.BatchGetImageInput, opts ...func(*ecr.Options)) (*ecr.BatchGetImageOutput, error)
-}
 
 // Docker is the part of the Docker client push uses.
 type Docker interface {
@@ -56,7 +48,7 @@ type Pushed struct {
 // image of the release through the Docker Engine (which sends only the
 // layers the registry lacks), and checks that each manifest in ECR is the
 // release's image: its config digest equals the image ID built locally.
-func Push(ctx context.Context, ecrAPI ECR, docker Docker, plan *ecs.Plan, rel *release.Release, pw progress.Writer) ([]Pushed, error) {
+func Push(ctx context.Context, ecrAPI aws.ECR, docker Docker, plan *ecs.Plan, rel *release.Release, pw progress.Writer) ([]Pushed, error) {
 	if err := EnsureRepositories(ctx, ecrAPI, plan.Repositories); err != nil {
 		return nil, err
 	}
@@ -83,7 +75,7 @@ func Push(ctx context.Context, ecrAPI ECR, docker Docker, plan *ecs.Plan, rel *r
 
 // EnsureRepositories creates missing repositories and brings existing ones
 // to the rendered settings.
-func EnsureRepositories(ctx context.Context, api ECR, repos []ecs.Repository) error {
+func EnsureRepositories(ctx context.Context, api aws.ECR, repos []ecs.Repository) error {
 	for _, r := range repos {
 		_, err := api.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{r.Name}})
 		var nf *ecrtypes.RepositoryNotFoundException
@@ -121,7 +113,7 @@ func EnsureRepositories(ctx context.Context, api ECR, repos []ecs.Repository) er
 
 // registryAuth turns ECR's token into the registry host and the Docker
 // Engine's X-Registry-Auth value.
-func registryAuth(ctx context.Context, api ECR) (string, string, error) {
+func registryAuth(ctx context.Context, api aws.ECR) (string, string, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
 	if err != nil {
 		return "", "", fmt.Errorf("get an ECR authorization token: %w", err)
@@ -142,14 +134,14 @@ func registryAuth(ctx context.Context, api ECR) (string, string, error) {
 	if err != nil || u.Host == "" {
 		return "", "", fmt.Errorf("ECR proxy endpoint %q is not a URL", sdkaws.ToString(d.ProxyEndpoint))
 	}
-	b, err := json.Marshal(registry.AuthConfig{Username: user, Password: pass, ServerAddress: u.Host})
+	b, err := json.Marshal(dockerregistry.AuthConfig{Username: user, Password: pass, ServerAddress: u.Host})
 	if err != nil {
 		return "", "", err
 	}
 	return u.Host, base64.URLEncoding.EncodeToString(b), nil
 }
 
-func pushOne(ctx context.Context, api ECR, docker Docker, host, auth, repo, svc string, rel *release.Release, img release.Image, pw progress.Writer) (Pushed, error) {
+func pushOne(ctx context.Context, api aws.ECR, docker Docker, host, auth, repo, svc string, rel *release.Release, img release.Image, pw progress.Writer) (Pushed, error) {
 	target := fmt.Sprintf("%s/%s:%s", host, repo, rel.ID)
 	res := "push " + svc
 	pw.Event(progress.Event{Resource: res, Status: progress.Working, Text: "Pushing", Detail: target})
@@ -216,7 +208,7 @@ func readPush(r io.Reader, layer func(id, status string)) (string, error) {
 
 // checkConfig reads the manifest back from ECR and proves it is the
 // release's image: the manifest's config digest is the local image ID.
-func checkConfig(ctx context.Context, api ECR, repo, digest, imageID string) error {
+func checkConfig(ctx context.Context, api aws.ECR, repo, digest, imageID string) error {
 	out, err := api.BatchGetImage(ctx, &ecr.BatchGetImageInput{
 		RepositoryName:     sdkaws.String(repo),
 		ImageIds:           []ecrtypes.ImageIdentifier{{ImageDigest: sdkaws.String(digest)}},
