@@ -152,6 +152,7 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	}
 	opts.VerifyFrom.GPU = doctor.Requirements(envA)
 	opts.VerifyTo.GPU = doctor.Requirements(envB)
+	opts.VerifyFrom.Domain, opts.VerifyTo.Domain = envA.AWS.Domain, envB.AWS.Domain
 	if format == outputTable {
 		opts.Events = f.IO.ErrOut
 	}

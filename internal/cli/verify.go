@@ -23,6 +23,7 @@ type verifyOptions struct {
 	release  string
 	output   string
 	burst    int
+	endpoint string
 	noProbe  bool
 	approval approvalFlags
 	// tune is the base of the checks' options: tests shorten the polls and
@@ -38,6 +39,8 @@ func newVerifyCmd(f *Factory, g *globalOptions) *cobra.Command {
 		Long: `A verdict table, one exit code. The checks:
   parity      every running task's image digest is the release's
   targets     every target in the services' target groups is healthy
+  https       the public endpoint (https://<aws.domain>, or --endpoint) is HTTPS with a
+              valid certificate, and plain HTTP only redirects to it
   endpoint    each public service's health path answers through the load balancer, on
               a listener rule that routes it to that service, with the P95 of a short
               burst (--burst) against the 200 ms API target; where no rule routes it
@@ -66,6 +69,7 @@ Exit codes: 0 every check passed (warnings and skipped checks are printed, not f
 	cmd.Flags().StringVar(&o.release, "release", "", "release id (default: the one the environment runs)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
 	cmd.Flags().BoolVar(&o.noProbe, "no-probe", false, "skip the one-off CUDA probe task (the only check that starts anything)")
+	cmd.Flags().StringVar(&o.endpoint, "endpoint", "", "base URL of the public endpoint (default https://<aws.domain>, else the load balancer over HTTP)")
 	o.approval.register(cmd.Flags())
 	cmd.Flags().IntVar(&o.burst, "burst", 0, "requests timed per health path reached through the load balancer (default 20, -1 for none)")
 	_ = cmd.MarkFlagRequired("env")
@@ -111,6 +115,10 @@ func runVerify(ctx context.Context, f *Factory, g *globalOptions, o *verifyOptio
 		opts.Burst = o.burst
 	}
 	opts.GPU = doctor.Requirements(env)
+	opts.Domain = env.AWS.Domain
+	if o.endpoint != "" {
+		opts.Endpoint = o.endpoint
+	}
 	opts.Progress = pw
 	opts.NoProbe = opts.NoProbe || o.noProbe
 	if err := approveProbe(f.approval(o.approval), env, plan, opts.NoProbe); err != nil {

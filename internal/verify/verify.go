@@ -9,10 +9,10 @@ package verify
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +29,6 @@ import (
 	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/gpu"
-	"github.com/vmctl/vmctl/internal/health"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
@@ -61,6 +60,7 @@ const (
 	CheckEndpoint  = "endpoint"   // health paths answer through the load balancer
 	CheckGPUHost   = "gpu-host"   // each GPU instance passes the CUDA 11.8 rules
 	CheckCUDAProbe = "cuda-probe" // OpenVoice's own CUDA check on a GPU host
+	CheckHTTPS     = "https"      // the public endpoint is HTTPS, and plain HTTP only redirects
 )
 
 // Check is one row of the verdict table.
@@ -157,9 +157,18 @@ type Options struct {
 	// NoProbe skips the one-off CUDA check task, the one check that writes to the
 	// environment (it starts a task); the report says it was skipped.
 	NoProbe bool
-	// Endpoint replaces http://<load balancer DNS name> as the base of the
-	// health URLs (an HTTPS domain in front of the ALB, say).
+	// Endpoint replaces the base of the health URLs (verify --endpoint).
 	Endpoint string
+	// Domain is the environment's public name (aws.domain): without Endpoint the health
+	// URLs are https://<Domain>/…, and http://<Domain>/ must redirect to HTTPS. Without
+	// either, verify reaches the load balancer by its DNS name over plain HTTP, and says so.
+	Domain string
+	// PlainEndpoint is the plain-HTTP URL that must redirect to HTTPS: http://<Domain> by
+	// default (tests point it at a loopback port).
+	PlainEndpoint string
+	// TLS verifies the public endpoint's certificate: nil uses the system's roots; tests
+	// give their own CA. Nothing turns verification off.
+	TLS *tls.Config
 
 	Poll         time.Duration // between polls of target health, SSM, the task, logs; 2 s
 	Settle       time.Duration // how long targets and health paths may take to turn healthy; 2 min
@@ -213,7 +222,7 @@ func Verify(ctx context.Context, c aws.Clients, plan *ecs.Plan, rel *release.Rel
 	v.report = &Report{Environment: plan.Environment, Cluster: plan.Cluster, Release: rel.ID}
 	// The checks are independent; the probe task is slow, so all run at once
 	// and the table keeps a fixed order.
-	steps := []func(context.Context) []Check{v.parity, v.targets, v.endpoints, v.gpuHosts, v.cudaProbe}
+	steps := []func(context.Context) []Check{v.parity, v.targets, v.endpoints, v.https, v.gpuHosts, v.cudaProbe}
 	results := make([][]Check, len(steps))
 	var wg sync.WaitGroup
 	for i, step := range steps {
@@ -563,7 +572,7 @@ func (v *verifier) endpoints(ctx context.Context) []Check {
 		}
 	}
 	dns := map[string]string{}
-	if v.opts.Endpoint == "" && len(lbARNs) > 0 {
+	if v.opts.Endpoint == "" && v.opts.Domain == "" && len(lbARNs) > 0 {
 		out, err := v.c.ELB.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: lbARNs})
 		if err != nil {
 			return fail(Unknown, "describe the load balancers: "+err.Error())
@@ -581,6 +590,8 @@ func (v *verifier) endpoints(ctx context.Context) []Check {
 			continue
 		case v.opts.Endpoint != "":
 			bases[s.Name] = strings.TrimSuffix(v.opts.Endpoint, "/")
+		case v.opts.Domain != "":
+			bases[s.Name] = "https://" + v.opts.Domain
 		case dns[a] != "":
 			bases[s.Name] = "http://" + dns[a]
 		default:
@@ -634,7 +645,7 @@ func (v *verifier) endpoint(ctx context.Context, s ecs.Service, base string, rt 
 	via := fmt.Sprintf("%s of %s", rule, rt.listener)
 	wait, cancel := context.WithTimeout(ctx, v.opts.Settle)
 	defer cancel()
-	if err := health.NewProber(v.opts.HTTPTimeout).Until(wait, url, v.opts.Poll); err != nil {
+	if err := v.prober(false).Until(wait, url, v.opts.Poll); err != nil {
 		c.Verdict, c.Detail = Fail, fmt.Sprintf("GET %s through %s: %s", url, via, oneLineErr(err))
 		c.Fix = fmt.Sprintf("check the service's logs (vmctl logs --env %s %s) and its target group %s", v.plan.Environment, s.Name, lb.TargetGroup)
 		return c
@@ -670,9 +681,8 @@ func (v *verifier) endpoint(ctx context.Context, s ecs.Service, base string, rt 
 // kept-alive connection, so the figure is the service's and the load
 // balancer's, not connection setup's.
 func (v *verifier) burst(ctx context.Context, url string) (*Latency, string) {
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1}
-	defer tr.CloseIdleConnections()
-	p := &health.Prober{Client: &http.Client{Timeout: v.opts.HTTPTimeout, Transport: tr}}
+	p := v.prober(true)
+	defer p.Client.CloseIdleConnections()
 	lat := &Latency{TargetMS: millis(v.opts.LatencyTarget)}
 	var took []time.Duration
 	var last string

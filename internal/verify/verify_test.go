@@ -2,8 +2,16 @@ package verify_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,8 +98,12 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 		assert.Equal(t, "no listener rule routes /health to backend (listener HTTP:80 sends it to target group "+tgOf(plan, "frontend")+" by the default action); target group health from ELB: 2/2 healthy", back.Detail)
 		assert.Nil(t, back.Latency, "no burst where the route does not reach the service")
 		assert.Contains(t, back.Fix, "route /health to target group "+tgOf(plan, "backend"))
+		https := checksOf(rep, verify.CheckHTTPS)
+		require.Len(t, https, 1)
+		assert.Equal(t, verify.Warn, https[0].Verdict, "plain HTTP to the load balancer is never a silent pass")
+		assert.Contains(t, https[0].Detail, "the environment names no domain (aws.domain)")
 		for _, ch := range rep.Checks {
-			if ch != back {
+			if ch != back && ch.Check != verify.CheckHTTPS {
 				assert.Equal(t, verify.Pass, ch.Verdict, "%s %s: %s", ch.Check, ch.Subject, ch.Detail)
 			}
 		}
@@ -101,6 +113,58 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 		require.NotNil(t, rep.Probe)
 		assert.Contains(t, checksOf(rep, verify.CheckCUDAProbe)[0].Detail, "torch 2.0.1+cu118, CUDA 11.8, cuDNN 8700, Tesla T4 (7.5)")
 		assert.Equal(t, w.Rel.Images["openvoice"].Digest, rep.Probe.Result.Image[strings.LastIndexByte(rep.Probe.Result.Image, '@')+1:], "the check ran the release's image")
+	})
+
+	t.Run("the public endpoint over HTTPS, its certificate and the redirect", func(t *testing.T) {
+		lbs, err := c.ELB.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{})
+		require.NoError(t, err)
+		require.NotEmpty(t, lbs.LoadBalancers)
+		lbURL, err := url.Parse("http://" + sdkaws.ToString(lbs.LoadBalancers[0].DNSName))
+		require.NoError(t, err)
+		// The TLS front stands where the ALB's 443 listener (or CloudFront) is; the plain
+		// server where port 80 is.
+		front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(lbURL))
+		front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes below are expected
+		front.StartTLS()
+		defer front.Close()
+		redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, front.URL+r.URL.Path, http.StatusMovedPermanently)
+		}))
+		defer redirect.Close()
+		answers := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello over plain HTTP") }))
+		defer answers.Close()
+		trusted := &tls.Config{RootCAs: x509.NewCertPool()}
+		trusted.RootCAs.AddCert(front.Certificate())
+
+		opts := verifytest.FastVerify(env, verifytest.OKProbe)
+		opts.NoProbe, opts.Burst = true, 3
+		opts.Endpoint, opts.PlainEndpoint, opts.TLS = front.URL, redirect.URL, trusted
+		rep, err := verify.Verify(ctx, c, plan, w.Rel, opts)
+		require.NoError(t, err)
+		https := checksOf(rep, verify.CheckHTTPS)
+		require.Len(t, https, 1)
+		assert.Equal(t, verify.Pass, https[0].Verdict, https[0].Detail)
+		assert.Regexp(t, `^GET http://127\.0\.0\.1:\d+/ redirects \(301\) to https://127\.0\.0\.1:\d+/$`, https[0].Detail)
+		assert.Equal(t, verify.Pass, endpointsBySubject(rep)["frontend"].Verdict, endpointsBySubject(rep)["frontend"].Detail)
+		assert.Contains(t, endpointsBySubject(rep)["frontend"].Detail, "GET "+front.URL+"/ answered 2xx")
+
+		// A certificate nobody vouches for fails the health paths: nothing skips verification.
+		opts.TLS, opts.Settle = nil, time.Second
+		rep, err = verify.Verify(ctx, c, plan, w.Rel, opts)
+		require.NoError(t, err)
+		assert.Equal(t, verify.Fail, rep.Verdict)
+		assert.Equal(t, verify.Fail, endpointsBySubject(rep)["frontend"].Verdict)
+		assert.Contains(t, endpointsBySubject(rep)["frontend"].Detail, "certificate")
+
+		// Port 80 serving the app instead of redirecting fails the https row.
+		opts.TLS, opts.PlainEndpoint = trusted, answers.URL
+		rep, err = verify.Verify(ctx, c, plan, w.Rel, opts)
+		require.NoError(t, err)
+		https = checksOf(rep, verify.CheckHTTPS)
+		require.Len(t, https, 1)
+		assert.Equal(t, verify.Fail, https[0].Verdict)
+		assert.Contains(t, https[0].Detail, "answered 200 OK over plain HTTP instead of redirecting to HTTPS")
+		assert.Contains(t, https[0].Fix, "redirect to HTTPS")
 	})
 
 	t.Run("the probe task's JSON is judged", func(t *testing.T) {
@@ -118,7 +182,7 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, checksOf(rep, verify.CheckCUDAProbe)[0].Detail, `torch 2.0.1+cu117 is built for CUDA "11.7", not 11.8`)
 		for _, ch := range rep.Checks {
-			if ch.Check != verify.CheckCUDAProbe && !(ch.Check == verify.CheckEndpoint && ch.Subject == "backend") {
+			if ch.Check != verify.CheckCUDAProbe && ch.Check != verify.CheckHTTPS && !(ch.Check == verify.CheckEndpoint && ch.Subject == "backend") {
 				assert.Equal(t, verify.Pass, ch.Verdict, "only the probe fails: %s %s", ch.Check, ch.Detail)
 			}
 		}
@@ -188,6 +252,8 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 			case verify.CheckParity, verify.CheckCUDAProbe:
 				assert.Equal(t, verify.Fail, ch.Verdict)
 				assert.Contains(t, ch.Detail, "does not exist in cluster vmctl-prod")
+			case verify.CheckHTTPS:
+				assert.Equal(t, verify.Warn, ch.Verdict, "no domain named: said, not failed")
 			default:
 				assert.Equal(t, verify.Fail, ch.Verdict, "%s %s: %s", ch.Check, ch.Subject, ch.Detail)
 			}
