@@ -176,6 +176,15 @@ func Promote(ctx context.Context, from, to aws.Clients, opts Options) (*Result, 
 		if err := opts.Approve(ctx, res.Plan); err != nil {
 			return res, err
 		}
+		// The approval covers the release shown: if A moved on while a person read it,
+		// nothing is written to B.
+		idNow, digestsNow, err := rollout.CurrentRelease(ctx, from, bare)
+		if err != nil {
+			return res, fmt.Errorf("find the release %s runs: %w", opts.From, err)
+		}
+		if idNow != id || !maps.Equal(digestsNow, digests) {
+			return res, fmt.Errorf("promote %s to %s: %s changed between the preview and the approval (it now runs %s): nothing was written to %s; run the command again to approve what runs now", rel.ID, opts.To, opts.From, cmp.Or(idNow, "no vmctl release"), opts.To)
+		}
 	}
 
 	// Nothing above wrote to B.

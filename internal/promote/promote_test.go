@@ -133,6 +133,27 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 		assert.Equal(t, "CVE-2024-0001: no fix upstream yet tracked in APP-42", tags[rollout.TagAllowVulnerable])
 		assert.Equal(t, "staging", tags[TagPromotedFrom])
 	})
+
+	t.Run("refused when staging moves on while the approval is asked", func(t *testing.T) {
+		r2 := *w.Rel
+		r2.ID = "r2"
+		opts := promoteOptions(w, &approvals)
+		opts.AllowVulnerable = "CVE-2024-0001: no fix upstream yet"
+		var before int
+		opts.Approve = func(ctx context.Context, p Plan) error {
+			// Someone deploys r2 to staging while the person reads the preview of r1.
+			plan, err := ecs.Render(w.Stack, w.Envs["staging"], r2)
+			require.NoError(t, err)
+			_, err = rollout.Deploy(ctx, w.Clients["staging"], rollout.Options{Plan: plan, Release: &r2, Poll: 100 * time.Millisecond})
+			require.NoError(t, err)
+			before = writes(w.Sim)
+			return nil
+		}
+		_, err := Promote(ctx, w.Clients["staging"], w.Clients["prod"], opts)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "promote r1 to prod: staging changed between the preview and the approval (it now runs r2): nothing was written to prod")
+		assert.Equal(t, before, writes(w.Sim), "nothing written after the approval")
+	})
 }
 
 // With 30 % of the calls promote makes throttled, it still goes through,
