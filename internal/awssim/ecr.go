@@ -53,11 +53,19 @@ func (s *Sim) PlantScanFindings(repo, digest string, findings []ScanFinding) {
 }
 
 // PlantScanStatus makes repo@digest's scan end in a status other than COMPLETE,
-// as ECR reports an image it cannot scan: FAILED, UNSUPPORTED_IMAGE, …
+// as ECR reports an image it cannot scan: FAILED, UNSUPPORTED_IMAGE, …; an empty
+// status means no scan at all (ScanNotFoundException). ClearScanStatus undoes it.
 func (s *Sim) PlantScanStatus(repo, digest, status, description string) {
 	s.ecr.mu.Lock()
 	defer s.ecr.mu.Unlock()
 	s.ecr.statuses[repo+"@"+digest] = ecrScanStatus{Status: status, Description: description}
+}
+
+// ClearScanStatus gives repo@digest back the scan ECR would make of it.
+func (s *Sim) ClearScanStatus(repo, digest string) {
+	s.ecr.mu.Lock()
+	defer s.ecr.mu.Unlock()
+	delete(s.ecr.statuses, repo+"@"+digest)
 }
 
 func (s *Sim) registerECR() {
@@ -364,7 +372,10 @@ func (s *Sim) ecrScan(repo ecrRepo, img registryImage) (*ecrScanStatus, *ecrFind
 	findings, planted := s.ecr.findings[repo.name+"@"+img.Digest]
 	status, ended := s.ecr.statuses[repo.name+"@"+img.Digest]
 	s.ecr.mu.Unlock()
-	if ended {
+	switch {
+	case ended && status.Status == "":
+		return nil, nil, nil
+	case ended:
 		return &status, &ecrFindingsSummary{FindingSeverityCounts: map[string]int{}}, nil
 	}
 	if !planted && !repo.scanOnPush {

@@ -80,6 +80,21 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 		assert.Empty(t, approvals, "not even asked")
 	})
 
+	t.Run("a missing or failed scan blocks promote", func(t *testing.T) {
+		frontend := w.Rel.Images["frontend"].Digest
+		for status, says := range map[string]string{"": "scan NOT_SCANNED", "FAILED": "scan FAILED", "UNSUPPORTED_IMAGE": "scan UNSUPPORTED_IMAGE"} {
+			w.Sim.PlantScanStatus("vmapp-demo/frontend", frontend, status, "")
+			before := writes(w.Sim)
+			res, err := Promote(ctx, w.Clients["staging"], w.Clients["prod"], promoteOptions(w, &approvals))
+			require.ErrorIs(t, err, registry.ErrVulnerable, status)
+			assert.Contains(t, err.Error(), "frontend "+registry.ShortDigest(frontend)+": "+says)
+			require.Len(t, res.Plan.Vulnerable, 1)
+			assert.Equal(t, before, writes(w.Sim), "nothing written to prod")
+			assert.Empty(t, approvals)
+		}
+		w.Sim.ClearScanStatus("vmapp-demo/frontend", frontend)
+	})
+
 	backend := w.Rel.Images["backend"].Digest
 	w.Sim.PlantScanFindings("vmapp-demo/backend", backend, []awssim.ScanFinding{
 		{Name: "CVE-2024-0001", Severity: "CRITICAL", Description: "a test finding"},
