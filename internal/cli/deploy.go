@@ -6,16 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	vmaws "github.com/vmctl/vmctl/internal/aws"
-	"github.com/vmctl/vmctl/internal/ecs"
-	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/rollout"
 )
@@ -96,7 +92,7 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 		if override, err = gateScans(ctx, f, c, env, id, plan, rel, o.allowVulnerable, action); err != nil {
 			return err
 		}
-		if err := approveChanges(ctx, f, c, env, plan, changes, f.approval(o.approval), action); err != nil {
+		if err := f.approval(o.approval).Require(env, action); err != nil {
 			return err
 		}
 		if err := override.begin(g); err != nil {
@@ -109,8 +105,12 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 	if err != nil {
 		return err
 	}
-	res, err := rollout.Deploy(ctx, c, rollout.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll})
+	// Approved: the write stops if what runs is no longer what the preview showed.
+	res, err := rollout.Deploy(ctx, c, rollout.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll, Approved: changes})
 	pw.Close()
+	if err := previewChanged(f, err, fmt.Sprintf("deploy release %s to %s", rel.ID, env.Name)); err != nil {
+		return err
+	}
 	if rerr := override.record(ctx, c, plan); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -208,23 +208,16 @@ func taskDefName(arn string) string {
 	return arn
 }
 
-// approveChanges asks env's approval for the changes shown, then reads what runs again:
-// the approval covers exactly that preview, so if another deploy moved the environment
-// in the meantime nothing is written and the new preview is shown.
-func approveChanges(ctx context.Context, f *Factory, c vmaws.Clients, env *environment.Environment, plan *ecs.Plan, shown []rollout.Change, ap vmaws.Approval, action string) error {
-	if err := ap.Require(env, action); err != nil {
-		return err
+// previewChanged shows the new preview when a write stopped because what runs changed
+// after the approval, and returns the refusal; any other error is left to the caller.
+func previewChanged(f *Factory, err error, action string) error {
+	var pc *rollout.PreviewChanged
+	if !errors.As(err, &pc) {
+		return nil
 	}
-	now, err := rollout.Changes(ctx, c, plan)
-	if err != nil {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	if !reflect.DeepEqual(now, shown) {
-		fmt.Fprintf(f.IO.ErrOut, "what runs in %s changed since the preview; now %s would change:\n", env.Name, action)
-		printChanges(f.IO.ErrOut, now)
-		return fmt.Errorf("%s: %s changed between the preview and the approval: nothing was written; run the command again to approve the new preview", action, env.Name)
-	}
-	return nil
+	fmt.Fprintf(f.IO.ErrOut, "what runs in %s changed since the preview; now it would change:\n", pc.Environment)
+	printChanges(f.IO.ErrOut, pc.Now)
+	return fmt.Errorf("%s: %w", action, err)
 }
 
 // interactive: a person can answer, on a terminal. A reader that is not a file (a test's)

@@ -66,10 +66,11 @@ func recordInRelease(g *globalOptions, o rollout.Override) error {
 	return err
 }
 
-// record tags the services and writes the audit event, once the write is done.
+// record tags the services and writes the audit event, once the write is done; Ctrl-C
+// stops watching, not the rollout of the images let in, so it does not stop the record.
 func (o *scanOverride) record(ctx context.Context, c vmaws.Clients, plan *ecs.Plan) error {
 	if o == nil {
 		return nil
 	}
-	return rollout.RecordOverride(ctx, c, plan, o.Override)
+	return rollout.RecordOverride(context.WithoutCancel(ctx), c, plan, o.Override)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"time"
 
@@ -73,6 +72,9 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 	w := f.IO.ErrOut
 	ap := f.approval(o.approval)
 	var override *scanOverride
+	// What was approved: the rollback stops, writing nothing, if it no longer holds.
+	var approved []rollout.Change
+	var target *rollout.RollbackTarget
 	if o.to != "" {
 		if plan.Unpinned {
 			return fmt.Errorf("roll %s back to %s: the release has no digest for some images: push it first (vmctl push --env %s --release %s)", env.Name, o.to, env.Name, o.to)
@@ -93,9 +95,10 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 		if override, err = gateScans(ctx, f, c, env, id, plan, rel, o.allowVulnerable, action); err != nil {
 			return err
 		}
-		if err := approveChanges(ctx, f, c, env, plan, changes, ap, action); err != nil {
+		if err := ap.Require(env, action); err != nil {
 			return err
 		}
+		approved = changes
 	} else {
 		t, err := rollout.PreviousRelease(ctx, c, plan)
 		if err != nil {
@@ -118,14 +121,7 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 		if err := ap.Require(env, action); err != nil {
 			return err
 		}
-		// The approval covers the target shown: stop if another deploy moved it.
-		now, err := rollout.PreviousRelease(ctx, c, plan)
-		if err != nil {
-			return err
-		}
-		if !reflect.DeepEqual(now, t) {
-			return fmt.Errorf("%s: %s changed between the preview and the approval (the way back is now %s → %s): nothing was written; run the command again", action, env.Name, now.From, now.Release)
-		}
+		target = t
 	}
 	if err := override.begin(g); err != nil {
 		return err
@@ -134,8 +130,11 @@ func runRollback(ctx context.Context, f *Factory, g *globalOptions, o *rollbackO
 	if err != nil {
 		return err
 	}
-	res, err := rollout.Rollback(ctx, c, rollout.RollbackOptions{Plan: plan, To: o.to, Progress: pw, Events: events, Poll: o.poll})
+	res, err := rollout.Rollback(ctx, c, rollout.RollbackOptions{Plan: plan, To: o.to, Progress: pw, Events: events, Poll: o.poll, Approved: approved, ApprovedTarget: target})
 	pw.Close()
+	if err := previewChanged(f, err, fmt.Sprintf("roll %s back to %s", env.Name, o.to)); err != nil {
+		return err
+	}
 	if rerr := override.record(ctx, c, plan); rerr != nil {
 		err = errors.Join(err, rerr)
 	}

@@ -68,7 +68,7 @@ Exit codes: 0 every check passed (warnings and skipped checks are printed, not f
 	cmd.Flags().StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
 	cmd.Flags().StringVar(&o.release, "release", "", "release id (default: the one the environment runs)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
-	cmd.Flags().BoolVar(&o.noProbe, "no-probe", false, "skip the one-off CUDA probe task (the only check that starts anything)")
+	cmd.Flags().BoolVar(&o.noProbe, "no-probe", false, "skip the one-off CUDA probe task (the only check that starts a task; the gpu-host rows run nvidia-smi through SSM)")
 	cmd.Flags().StringVar(&o.endpoint, "endpoint", "", "base URL of the public endpoint (default https://<aws.domain>, else the load balancer over HTTP)")
 	o.approval.register(cmd.Flags())
 	cmd.Flags().IntVar(&o.burst, "burst", 0, "requests timed per health path reached through the load balancer (default 20, -1 for none)")

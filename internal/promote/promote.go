@@ -204,7 +204,8 @@ func Promote(ctx context.Context, from, to aws.Clients, opts Options) (*Result, 
 	if res.AllowVulnerable != "" {
 		// Recorded whatever the rollout did: the images were let in.
 		o := rollout.Override{Environment: opts.To, Release: rel.ID, Action: "promote " + opts.From + " " + opts.To, Reason: res.AllowVulnerable, By: opts.Actor, At: time.Now().UTC(), Images: res.Plan.Vulnerable}
-		if rerr := rollout.RecordOverride(ctx, to, planB, o); rerr != nil {
+		// Ctrl-C stops watching, not the rollout of the images let in: record anyway.
+		if rerr := rollout.RecordOverride(context.WithoutCancel(ctx), to, planB, o); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}

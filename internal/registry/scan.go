@@ -226,7 +226,7 @@ func scanImage(ctx context.Context, api aws.ECRAll, img Image, timeout, poll tim
 			if ctx.Err() != nil {
 				return s, ctx.Err()
 			}
-			return s, fmt.Errorf("the scan of %s@%s is still %s after %s: promote once it finishes, or pass --allow-vulnerable \"why\"", img.From, ShortDigest(img.Digest), status, timeout)
+			return s, fmt.Errorf("the scan of %s@%s is still %s after %s: run the command again once it finishes, or pass --allow-vulnerable \"why\"", img.From, ShortDigest(img.Digest), status, timeout)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -66,6 +67,36 @@ type Options struct {
 	// them to Progress instead (for JSON progress, where stray lines would not parse).
 	Events io.Writer
 	Poll   time.Duration // between looks at the services; 1 s when zero
+	// Approved is the preview a person approved (Changes, before asking). When set,
+	// Deploy reads what runs once more before its first write and stops, writing
+	// nothing, if the changes would be any others: an approval covers what it showed.
+	Approved []Change
+}
+
+// PreviewChanged stops a deploy whose environment changed after its preview was
+// approved; Now is what the deploy would change instead.
+type PreviewChanged struct {
+	Environment string
+	Now         []Change
+}
+
+func (e *PreviewChanged) Error() string {
+	return fmt.Sprintf("%s changed between the preview and the approval: nothing was written; run the command again to approve the new preview", e.Environment)
+}
+
+// checkApproved stops a write whose approved preview no longer holds.
+func checkApproved(ctx context.Context, c aws.Clients, p *ecs.Plan, approved []Change) error {
+	if approved == nil {
+		return nil
+	}
+	now, err := Changes(ctx, c, p)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(now, approved) {
+		return &PreviewChanged{Environment: p.Environment, Now: now}
+	}
+	return nil
 }
 
 // Result is what a deploy did.
@@ -109,6 +140,9 @@ func Deploy(ctx context.Context, c aws.Clients, opts Options) (*Result, error) {
 	if p.Unpinned {
 		return nil, fmt.Errorf("deploy %s to %s: some images have no digest in release %s, and vmctl deploys by digest only: push it first (vmctl push --env %s --release %s)",
 			p.Release.ID, p.Environment, p.Release.ID, p.Environment, p.Release.ID)
+	}
+	if err := checkApproved(ctx, c, p, opts.Approved); err != nil {
+		return nil, err
 	}
 	d := newDeployer(c, p, opts.Progress, opts.Events, opts.Poll)
 	return d.run(ctx, nil)

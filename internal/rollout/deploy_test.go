@@ -635,3 +635,30 @@ func TestSpecHash(t *testing.T) {
 	mem.Memory = sdkaws.String("8192")
 	assert.NotEqual(t, rollout.SpecHash(a), rollout.SpecHash(mem))
 }
+
+// An approval covers the preview it was given: when another deploy lands between the
+// preview and the write, the approved deploy writes nothing and says what it would do now.
+func TestDeployStopsWhenThePreviewNoLongerHolds(t *testing.T) {
+	t.Parallel()
+	h := newRolloutHarness(t, "staging")
+	ctx := context.Background()
+	rel, plan := h.release("r1", nil)
+	preview, err := rollout.Changes(ctx, h.c, plan)
+	require.NoError(t, err)
+	for _, ch := range preview {
+		require.Equal(t, "create", ch.Action)
+	}
+	// Someone else deploys r1 while the person reads the preview.
+	_, err = h.deploy(ctx, plan, rel, nil)
+	require.NoError(t, err)
+
+	before := h.writeCalls()
+	_, err = rollout.Deploy(ctx, h.c, rollout.Options{Plan: plan, Release: rel, Poll: 100 * time.Millisecond, Approved: preview})
+	var pc *rollout.PreviewChanged
+	require.ErrorAs(t, err, &pc)
+	assert.Equal(t, "staging changed between the preview and the approval: nothing was written; run the command again to approve the new preview", err.Error())
+	for _, ch := range pc.Now {
+		assert.Equal(t, "unchanged", ch.Action, "what the deploy would do now")
+	}
+	assert.Equal(t, before, h.writeCalls())
+}

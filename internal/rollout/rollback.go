@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,10 @@ type RollbackOptions struct {
 	Progress progress.Writer
 	Events   io.Writer
 	Poll     time.Duration
+	// Approved (with To) and ApprovedTarget (without) are the previews a person
+	// approved; the rollback stops, writing nothing, if they no longer hold.
+	Approved       []Change
+	ApprovedTarget *RollbackTarget
 }
 
 // RollbackTarget is where a rollback without a named release goes.
@@ -60,11 +65,17 @@ func Rollback(ctx context.Context, c aws.Clients, opts RollbackOptions) (*Result
 		if opts.Plan.Unpinned {
 			return nil, fmt.Errorf("%s: release %s has no digest for some images: vmctl deploys by digest only: push it (vmctl push --env %s --release %s)", d.what, opts.To, opts.Plan.Environment, opts.To)
 		}
+		if err := checkApproved(ctx, c, opts.Plan, opts.Approved); err != nil {
+			return nil, err
+		}
 		return d.run(ctx, nil)
 	}
 	t, err := PreviousRelease(ctx, c, opts.Plan)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ApprovedTarget != nil && !reflect.DeepEqual(t, opts.ApprovedTarget) {
+		return nil, fmt.Errorf("roll %s back: it changed between the preview and the approval (the way back is now %s → %s): nothing was written; run the command again", opts.Plan.Environment, t.From, t.Release)
 	}
 	d := newDeployer(c, opts.Plan, opts.Progress, opts.Events, opts.Poll)
 	d.release = t.Release
@@ -173,7 +184,8 @@ func CheckRanBefore(ctx context.Context, c aws.Clients, plan *ecs.Plan, id strin
 		return err
 	}
 	deployHint := fmt.Sprintf("deploy it instead (vmctl deploy --env %s --release %s), with a deploy's checks", plan.Environment, id)
-	for _, n := range names {
+	for _, s := range plan.Services {
+		n := s.Name
 		svc, ok := svcs[n]
 		if !ok {
 			return fmt.Errorf("roll %s back to %s: service %s is not deployed there, so %s never ran there: %s", plan.Environment, id, n, id, deployHint)
@@ -186,6 +198,10 @@ func CheckRanBefore(ctx context.Context, c aws.Clients, plan *ecs.Plan, id strin
 			return fmt.Errorf("roll %s back to %s: service %s runs a task definition ECS does not show: %s", plan.Environment, id, n, deployHint)
 		}
 		ran := []string{tags[ReleaseTag]}
+		match := td
+		if tags[ReleaseTag] != id {
+			match = nil
+		}
 		family := sdkaws.ToString(td.Family)
 		// From the family's newest revision: after a rollback, the release rolled back
 		// from is newer than the one running, and is a way back too.
@@ -195,24 +211,45 @@ func CheckRanBefore(ctx context.Context, c aws.Clients, plan *ecs.Plan, id strin
 		} else if latest != nil {
 			top = max(top, latest.Revision)
 		}
-		for rev := top; rev >= 1 && rev > top-int32(rollbackWindow) && !slices.Contains(ran, id); rev-- {
+		for rev := top; rev >= 1 && rev > top-int32(rollbackWindow) && match == nil; rev-- {
 			if rev == td.Revision {
 				continue
 			}
-			_, oldTags, err := DescribeTaskDef(ctx, c.ECS, fmt.Sprintf("%s:%d", family, rev))
+			old, oldTags, err := DescribeTaskDef(ctx, c.ECS, fmt.Sprintf("%s:%d", family, rev))
 			if err != nil {
 				return err
 			}
-			if r := oldTags[ReleaseTag]; r != "" && !slices.Contains(ran, r) {
+			r := oldTags[ReleaseTag]
+			if r == id {
+				match = old
+			}
+			if r != "" && !slices.Contains(ran, r) {
 				ran = append(ran, r)
 			}
 		}
-		if !slices.Contains(ran, id) {
+		if match == nil {
 			ran = slices.DeleteFunc(ran, func(r string) bool { return r == "" })
 			return fmt.Errorf("roll %s back to %s: %s never ran release %s in %s (its last releases: %s): pick one of those, or %s", plan.Environment, id, n, id, plan.Environment, strings.Join(ran, ", "), deployHint)
 		}
+		// The way back is what ran, not what the local manifest of that name says now.
+		ranDigests := containerDigests(match.ContainerDefinitions)
+		for name, want := range containerDigests(s.TaskDefinition.ContainerDefinitions) {
+			if got := ranDigests[name]; got != want {
+				return fmt.Errorf("roll %s back to %s: %s ran %s of release %s as %s, but the release manifest here says %s: the manifest is not what ran; roll back without --to, or deploy it (vmctl deploy --env %s --release %s)",
+					plan.Environment, id, n, name, id, cmpOr(got, "no digest"), cmpOr(want, "no digest"), plan.Environment, id)
+			}
+		}
 	}
 	return nil
+}
+
+// containerDigests are the image digests of a task definition's containers, by name.
+func containerDigests(cds []ecstypes.ContainerDefinition) map[string]string {
+	out := map[string]string{}
+	for _, cd := range cds {
+		out[sdkaws.ToString(cd.Name)] = ImageDigest(sdkaws.ToString(cd.Image))
+	}
+	return out
 }
 
 // TargetRelease is the release a rollback without a named release returns to, with
@@ -227,12 +264,10 @@ func TargetRelease(ctx context.Context, c aws.Clients, t *RollbackTarget) (*rele
 		if td == nil {
 			return nil, fmt.Errorf("task definition %s of %s is gone", familyRevision(arn), svc)
 		}
-		for _, cd := range td.ContainerDefinitions {
-			if sdkaws.ToString(cd.Name) != svc {
-				continue
-			}
-			if _, digest, ok := strings.Cut(sdkaws.ToString(cd.Image), "@"); ok {
-				rel.Images[svc] = release.Image{Digest: digest}
+		// Every container, sidecars included: each is a compose service of the release.
+		for name, digest := range containerDigests(td.ContainerDefinitions) {
+			if digest != "" {
+				rel.Images[name] = release.Image{Digest: digest}
 			}
 		}
 	}
