@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -139,13 +140,20 @@ func (f *Factory) loadStack(ctx context.Context, g *globalOptions) (*stack.Stack
 	if _, ok := env["VMCTL_IMAGES"]; !ok {
 		env["VMCTL_IMAGES"] = imagesDir(g)
 	}
-	return stack.Load(ctx, stack.LoadOptions{
+	st, err := stack.Load(ctx, stack.LoadOptions{
 		Files:       g.files,
 		ProjectName: g.projectName,
 		Profiles:    g.profiles,
 		WorkDir:     g.projectDir,
 		Env:         env,
 	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintf(f.IO.ErrOut, "vmctl: warning: %s\n", oneLine(errors.New(w)))
+	}
+	return st, nil
 }
 
 // imagesDir is where the stack's Dockerfiles live: images/ beside the

@@ -50,7 +50,10 @@ type LoadOptions struct {
 // Stack is a loaded, validated compose project.
 type Stack struct {
 	Project *types.Project
-	ext     map[string]Extension
+	// Warnings are what the compose loader had to say (an obsolete key, an
+	// unset variable); the caller prints them in its own voice.
+	Warnings []string
+	ext      map[string]Extension
 	// written is each service as the compose files write it, before interpolation; see
 	// Variables. writtenErr is why it could not be read. Only rendering for AWS asks, so
 	// the second read of the files happens then (readWritten), not on every local command.
@@ -82,23 +85,31 @@ func Load(ctx context.Context, opts LoadOptions) (*Stack, error) {
 	for k, v := range opts.Env {
 		env = append(env, k+"="+v)
 	}
-	fns := []cli.ProjectOptionsFn{
-		cli.WithEnv(env),
-		cli.WithDotEnv,
-		cli.WithProfiles(opts.Profiles),
-		cli.WithResolvedPaths(true),
-	}
+	fns := []cli.ProjectOptionsFn{cli.WithEnv(env)}
 	if opts.WorkDir != "" {
 		fns = append(fns, cli.WithWorkingDirectory(opts.WorkDir))
 	}
 	if opts.ProjectName != "" {
 		fns = append(fns, cli.WithName(opts.ProjectName))
 	}
-	po, err := cli.NewProjectOptions(files, fns...)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", strings.Join(files, ", "), err)
-	}
-	project, err := po.LoadProject(ctx)
+	// As docker compose does: .env is looked up in the project directory (the
+	// first file's directory unless --project-directory), never in the
+	// current one, and a variable of the shell wins over the file's.
+	fns = append(fns,
+		cli.WithEnvFiles(),
+		cli.WithDotEnv,
+		cli.WithProfiles(opts.Profiles),
+		cli.WithResolvedPaths(true),
+	)
+	var project *types.Project
+	warnings, err := captureWarnings(func() error {
+		po, err := cli.NewProjectOptions(files, fns...)
+		if err != nil {
+			return err
+		}
+		project, err = po.LoadProject(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", strings.Join(files, ", "), err)
 	}
@@ -106,6 +117,7 @@ func Load(ctx context.Context, opts LoadOptions) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.Warnings = warnings
 	// Only rendering needs it, so a failure waits there rather than failing every command.
 	st.readWritten = func() (map[string]map[string]any, error) {
 		return loadWritten(context.WithoutCancel(ctx), files, opts, project.Name)

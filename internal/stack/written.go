@@ -35,11 +35,16 @@ func loadWritten(ctx context.Context, files []string, opts LoadOptions, name str
 	if opts.WorkDir != "" {
 		fns = append(fns, cli.WithWorkingDirectory(opts.WorkDir))
 	}
-	po, err := cli.NewProjectOptions(files, fns...)
-	if err != nil {
-		return nil, err
-	}
-	model, err := po.LoadModel(ctx)
+	var model map[string]any
+	// Load already reported what the loader warns about; a second read repeats it.
+	_, err := captureWarnings(func() error {
+		po, err := cli.NewProjectOptions(files, fns...)
+		if err != nil {
+			return err
+		}
+		model, err = po.LoadModel(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
