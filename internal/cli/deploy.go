@@ -243,7 +243,7 @@ func rolloutOutput(f *Factory, g *globalOptions) (progress.Writer, io.Writer, er
 	}
 	switch mode {
 	case progress.ModeJSON:
-		return progress.New(mode, f.IO.ErrOut, f.IO.ErrIsTerminal, nil), nil, nil
+		return progress.NewWith(mode, f.IO.ErrOut, g.progressOptions(f)), nil, nil
 	case progress.ModeQuiet:
 		return progress.Discard{}, io.Discard, nil
 	}

@@ -30,6 +30,9 @@ type IOStreams struct {
 	ErrOut        io.Writer
 	OutIsTerminal bool
 	ErrIsTerminal bool
+	// ErrWidth reads the error stream's terminal width (0 when unknown); it is
+	// read at every redraw, so a resized terminal is followed.
+	ErrWidth func() int
 }
 
 // SystemIO returns the process's streams.
@@ -38,6 +41,13 @@ func SystemIO() *IOStreams {
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
 		OutIsTerminal: term.IsTerminal(int(os.Stdout.Fd())),
 		ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+		ErrWidth: func() int {
+			w, _, err := term.GetSize(int(os.Stderr.Fd()))
+			if err != nil {
+				return 0
+			}
+			return w
+		},
 	}
 }
 

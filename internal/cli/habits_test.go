@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vmctl/vmctl/internal/progress"
 )
 
 // A .env beside the compose file is read wherever vmctl runs from, as
@@ -42,4 +46,29 @@ func TestLoaderWarningsInVmctlsVoice(t *testing.T) {
 	assert.Contains(t, errOut, `vmctl: warning: The "UNSET_FOR_TEST" variable is not set`)
 	assert.NotContains(t, errOut, "level=")
 	assert.NotContains(t, errOut, "time=")
+}
+
+// The live view honours NO_COLOR, --no-color, TERM=dumb and the width.
+func TestProgressFollowsTheTerminal(t *testing.T) {
+	draw := func(env map[string]string, width int, flags ...string) string {
+		var errOut bytes.Buffer
+		f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &errOut, ErrIsTerminal: true, ErrWidth: func() int { return width }})
+		f.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		g := &globalOptions{progress: "auto"}
+		root := NewRootCmd(f)
+		require.NoError(t, root.ParseFlags(flags))
+		g.noColor, _ = root.Flags().GetBool("no-color")
+		pw, err := g.progressWriter(f)
+		require.NoError(t, err)
+		pw.Event(progress.Event{Resource: "api", Status: progress.Done, Text: "Built", Detail: strings.Repeat("x", 200)})
+		pw.Close()
+		return errOut.String()
+	}
+	live := draw(nil, 80)
+	assert.Contains(t, live, "\x1b[32m", "colours on a terminal")
+	assert.Contains(t, live, "…", "cut to the width")
+	assert.NotContains(t, draw(map[string]string{"NO_COLOR": "1"}, 80), "\x1b[32m")
+	assert.NotContains(t, draw(nil, 80, "--no-color"), "\x1b[32m")
+	assert.Equal(t, "api Built: "+strings.Repeat("x", 200)+"\n", draw(map[string]string{"TERM": "dumb"}, 80), "dumb: plain lines")
+	assert.Equal(t, "api Built: "+strings.Repeat("x", 200)+"\n", draw(nil, 39), "narrow: plain lines")
 }

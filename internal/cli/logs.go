@@ -16,7 +16,6 @@ type logsOptions struct {
 	follow     bool
 	tail       string
 	timestamps bool
-	noColor    bool
 	env        string
 }
 
@@ -42,7 +41,6 @@ of it, oldest first (--tail, --timestamps and --no-color apply to local logs onl
 	fl.BoolVarP(&o.follow, "follow", "f", false, "follow the output")
 	fl.StringVarP(&o.tail, "tail", "n", "all", "lines from the end of each log, or all")
 	fl.BoolVarP(&o.timestamps, "timestamps", "t", false, "show timestamps")
-	fl.BoolVar(&o.noColor, "no-color", false, "no colours in the prefixes")
 	fl.StringVar(&o.env, "env", "", "read SERVICE's CloudWatch Logs in this AWS environment")
 	return cmd
 }
@@ -61,7 +59,7 @@ func runLogs(ctx context.Context, f *Factory, g *globalOptions, o *logsOptions) 
 		Follow:     o.follow,
 		Tail:       o.tail,
 		Timestamps: o.timestamps,
-		Color:      f.IO.OutIsTerminal && !o.noColor,
+		Color:      f.IO.OutIsTerminal && g.color(f),
 		Terminal:   f.IO.OutIsTerminal,
 	})
 	if o.follow && ctx.Err() != nil {

@@ -120,6 +120,7 @@ type globalOptions struct {
 	envDir      string
 	progress    string
 	releaseDir  string
+	noColor     bool
 }
 
 // NewRootCmd builds the command tree.
@@ -153,6 +154,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 	pp := root.PersistentFlags()
 	pp.StringVar(&g.envDir, "env-dir", "environments", "directory of the environment files")
 	pp.StringVar(&g.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
+	pp.BoolVar(&g.noColor, "no-color", false, "no colours (NO_COLOR set to anything does the same)")
 	pp.StringVar(&g.releaseDir, "release-dir", release.DefaultDir, "directory of the release manifests")
 
 	root.AddCommand(
@@ -183,5 +185,24 @@ func (g *globalOptions) progressWriter(f *Factory) (progress.Writer, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return progress.New(mode, f.IO.ErrOut, f.IO.ErrIsTerminal, nil), nil
+	return progress.NewWith(mode, f.IO.ErrOut, g.progressOptions(f)), nil
+}
+
+// progressOptions describe the error stream's terminal: the live view needs
+// its width and cursor movement, and NO_COLOR or --no-color turn colours off.
+func (g *globalOptions) progressOptions(f *Factory) progress.Options {
+	term, _ := f.LookupEnv("TERM")
+	return progress.Options{
+		Terminal: f.IO.ErrIsTerminal,
+		Dumb:     term == "dumb",
+		Color:    g.color(f),
+		Width:    f.IO.ErrWidth,
+	}
+}
+
+// color says whether output may be coloured: not with --no-color, nor when
+// NO_COLOR is set to anything but the empty string (no-color.org).
+func (g *globalOptions) color(f *Factory) bool {
+	v, _ := f.LookupEnv("NO_COLOR")
+	return !g.noColor && v == ""
 }

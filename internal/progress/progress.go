@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/vmctl/vmctl/internal/termtext"
 )
 
 // Status is where one resource is in its lifecycle.
@@ -62,12 +65,38 @@ func ParseMode(s string) (Mode, error) {
 
 // New returns the renderer for mode; auto picks tty on a terminal.
 func New(mode Mode, w io.Writer, isTerminal bool, now func() time.Time) Writer {
+	return NewWith(mode, w, Options{Terminal: isTerminal, Color: true, Now: now})
+}
+
+// MinWidth is the narrowest terminal the live view is drawn on: below it
+// every line would be cut to nothing useful, so auto falls back to plain.
+const MinWidth = 40
+
+// Options describe the terminal a renderer draws on.
+type Options struct {
+	// Terminal says w is a terminal; auto draws the live view only then.
+	Terminal bool
+	// Dumb is a terminal without cursor movement (TERM=dumb): auto draws plain lines.
+	Dumb bool
+	// Color allows colours (off for NO_COLOR or --no-color).
+	Color bool
+	// Width reads the terminal's columns at each redraw (it may be resized);
+	// 0, or a nil Width, means unknown and lines are not cut.
+	Width func() int
+	Now   func() time.Time
+}
+
+// NewWith returns the renderer for mode on the terminal opts describe. Auto
+// picks the live view only on a terminal that can redraw it: a dumb one, or
+// one narrower than MinWidth, gets plain lines.
+func NewWith(mode Mode, w io.Writer, opts Options) Writer {
+	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
 	if mode == ModeAuto {
 		mode = ModePlain
-		if isTerminal {
+		if opts.Terminal && !opts.Dumb && !tooNarrow(opts.Width) {
 			mode = ModeTTY
 		}
 	}
@@ -75,7 +104,7 @@ func New(mode Mode, w io.Writer, isTerminal bool, now func() time.Time) Writer {
 	case ModeJSON:
 		return &jsonWriter{enc: json.NewEncoder(w), now: now}
 	case ModeTTY:
-		return newTTY(w, now)
+		return newTTY(w, now, opts)
 	case ModeQuiet:
 		return Discard{}
 	default:
@@ -133,6 +162,8 @@ type ttyWriter struct {
 	mu      sync.Mutex
 	w       io.Writer
 	now     func() time.Time
+	color   bool
+	width   func() int
 	lines   map[string]*ttyLine
 	order   []string
 	drawn   int
@@ -149,8 +180,16 @@ type ttyLine struct {
 
 var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 
-func newTTY(w io.Writer, now func() time.Time) *ttyWriter {
-	t := &ttyWriter{w: w, now: now, lines: map[string]*ttyLine{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+func tooNarrow(width func() int) bool {
+	if width == nil {
+		return false
+	}
+	n := width()
+	return n > 0 && n < MinWidth
+}
+
+func newTTY(w io.Writer, now func() time.Time, opts Options) *ttyWriter {
+	t := &ttyWriter{w: w, now: now, color: opts.Color, width: opts.Width, lines: map[string]*ttyLine{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 	go t.tick()
 	return t
 }
@@ -210,6 +249,10 @@ func (t *ttyWriter) draw() {
 	for _, r := range t.order {
 		width = max(width, len(r))
 	}
+	cols := 0
+	if t.width != nil {
+		cols = t.width()
+	}
 	for _, r := range t.order {
 		l := t.lines[r]
 		mark, color := spinner[t.frame%len(spinner)], "\x1b[34m"
@@ -229,8 +272,39 @@ func (t *ttyWriter) draw() {
 		if l.ev.Detail != "" {
 			text += ": " + l.ev.Detail
 		}
-		fmt.Fprintf(&b, "\x1b[2K %s%s\x1b[0m %-*s %s \x1b[2m%.1fs\x1b[0m\n", color, mark, width, r, text, end.Sub(l.start).Seconds())
+		// Build output and error text may carry newlines or escapes: either
+		// would break the count of lines the next redraw moves up over.
+		text = strings.Join(strings.Fields(termtext.Strip(text)), " ")
+		name := fmt.Sprintf(" %-*s ", width, r)
+		elapsed := fmt.Sprintf(" %.1fs", end.Sub(l.start).Seconds())
+		if cols > 0 {
+			// One column short of the edge: writing the last one wraps on some terminals.
+			room := cols - 1 - 2 - utf8.RuneCountInString(name) - utf8.RuneCountInString(elapsed)
+			text = cut(text, room)
+			if room < 0 {
+				elapsed = ""
+				name = cut(name, cols-1-2)
+			}
+		}
+		b.WriteString("\x1b[2K ")
+		if t.color {
+			fmt.Fprintf(&b, "%s%s\x1b[0m%s%s\x1b[2m%s\x1b[0m\n", color, mark, name, text, elapsed)
+		} else {
+			fmt.Fprintf(&b, "%s%s%s%s\n", mark, name, text, elapsed)
+		}
 	}
 	t.drawn = len(t.order)
 	_, _ = io.WriteString(t.w, b.String())
+}
+
+// cut shortens s to n runes, marking the cut with an ellipsis.
+func cut(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }

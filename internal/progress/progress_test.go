@@ -3,9 +3,11 @@ package progress
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,4 +74,42 @@ func TestDiscard(t *testing.T) {
 	w.Event(Event{Resource: "x", Text: "y"})
 	w.Close()
 	assert.Empty(t, buf.String())
+}
+
+// visible drops the escape sequences from one drawn line.
+func visible(line string) string {
+	return regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]").ReplaceAllString(line, "")
+}
+
+func TestTTYCutsLinesToTheTerminalWidth(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWith(ModeTTY, &buf, Options{Terminal: true, Color: true, Width: func() int { return 50 }, Now: fixedClock()})
+	w.Event(Event{Resource: "api", Status: Working, Text: "Building", Detail: strings.Repeat("step 3/9: RUN make all ", 10) + "\nsecond\rline\x1b[2J"})
+	w.Close()
+	for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		v := visible(line)
+		assert.LessOrEqual(t, utf8.RuneCountInString(v), 49, "%q", v)
+		assert.NotContains(t, v, "\r")
+	}
+	assert.NotContains(t, buf.String(), "\x1b[2J", "no escapes from build output")
+	assert.Contains(t, buf.String(), "…")
+}
+
+func TestNoColorDrawsNoColours(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWith(ModeTTY, &buf, Options{Terminal: true, Color: false, Now: fixedClock()})
+	w.Event(Event{Resource: "db", Status: Done, Text: "Healthy"})
+	w.Close()
+	assert.NotRegexp(t, "\x1b\\[[0-9;]*m", buf.String())
+	assert.Contains(t, buf.String(), "✔ db Healthy")
+}
+
+func TestNarrowOrDumbTerminalsGetPlainLines(t *testing.T) {
+	var buf bytes.Buffer
+	narrow := NewWith(ModeAuto, &buf, Options{Terminal: true, Width: func() int { return 39 }})
+	assert.IsType(t, &plainWriter{}, narrow)
+	assert.IsType(t, &plainWriter{}, NewWith(ModeAuto, &buf, Options{Terminal: true, Dumb: true}))
+	wide := NewWith(ModeAuto, &buf, Options{Terminal: true, Width: func() int { return 40 }})
+	defer wide.Close()
+	assert.IsType(t, &ttyWriter{}, wide)
 }
