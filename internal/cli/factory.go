@@ -132,6 +132,12 @@ func firstLine(s string) string {
 // source for build contexts comes from VMCTL_APP_SOURCE or, failing that,
 // from the local environment file.
 func (f *Factory) loadStack(ctx context.Context, g *globalOptions) (*stack.Stack, error) {
+	return f.loadStackTo(ctx, g, f.IO.ErrOut)
+}
+
+// loadStackTo is loadStack with the loader's warnings written to warn
+// (completion discards them: the shell would print them mid-line).
+func (f *Factory) loadStackTo(ctx context.Context, g *globalOptions, warn io.Writer) (*stack.Stack, error) {
 	env := map[string]string{}
 	for _, kv := range f.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -161,7 +167,7 @@ func (f *Factory) loadStack(ctx context.Context, g *globalOptions) (*stack.Stack
 		return nil, err
 	}
 	for _, w := range st.Warnings {
-		fmt.Fprintf(f.IO.ErrOut, "vmctl: warning: %s\n", oneLine(errors.New(w)))
+		fmt.Fprintf(warn, "vmctl: warning: %s\n", oneLine(errors.New(w)))
 	}
 	return st, nil
 }

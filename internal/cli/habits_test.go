@@ -3,8 +3,8 @@ package cli
 import (
 	"bytes"
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -71,4 +71,30 @@ func TestProgressFollowsTheTerminal(t *testing.T) {
 	assert.NotContains(t, draw(nil, 80, "--no-color"), "\x1b[32m")
 	assert.Equal(t, "api Built: "+strings.Repeat("x", 200)+"\n", draw(map[string]string{"TERM": "dumb"}, 80), "dumb: plain lines")
 	assert.Equal(t, "api Built: "+strings.Repeat("x", 200)+"\n", draw(nil, 39), "narrow: plain lines")
+}
+
+// Completion offers the stack's services and the environments' names.
+func TestCompletion(t *testing.T) {
+	code, out, _ := run(t, nil, "completion", "bash")
+	require.Equal(t, ExitOK, code)
+	assert.Contains(t, out, "bash completion V2 for vmctl")
+
+	complete := func(args ...string) []string {
+		code, out, errOut := run(t, nil, append([]string{"__complete"}, args...)...)
+		require.Equal(t, ExitOK, code, errOut)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[:len(lines)-1] // the last line is cobra's directive
+	}
+	assert.Equal(t, []string{"backend", "frontend", "openvoice", "postgres", "redis", "voicevox"}, complete("-f", "../../compose/demo.yaml", "up", ""))
+	assert.Equal(t, []string{"openvoice"}, complete("-f", "../../compose/demo.yaml", "logs", "o"))
+	assert.Equal(t, []string{"frontend", "postgres", "redis", "voicevox"}, complete("-f", "../../compose/demo.yaml", "build", "backend", "openvoice", ""))
+
+	envs := t.TempDir()
+	for _, n := range []string{"dev", "prod", "staging"} {
+		require.NoError(t, os.WriteFile(filepath.Join(envs, n+".yaml"), nil, 0o644))
+	}
+	assert.Equal(t, []string{"dev", "prod", "staging"}, complete("push", "--env-dir", envs, "--env", ""))
+	assert.Equal(t, []string{"dev", "staging"}, complete("promote", "--env-dir", envs, "prod", ""))
+	assert.Equal(t, []string{"staging"}, complete("diff", "--env-dir", envs, "s"))
+	assert.Empty(t, complete("diff", "--env-dir", envs, "dev", "prod", ""))
 }

@@ -177,6 +177,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newDiffCmd(f, g),
 		newVersionCmd(f),
 	)
+	addCompletions(root, f, g)
 	return root
 }
 
