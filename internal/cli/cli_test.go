@@ -112,6 +112,7 @@ func fixtureEnv(t *testing.T) map[string]string {
 		"FIXTURE_CONTEXT": dockertest.FixtureContext(t),
 		"API_PORT":        dockertest.FreePort(t),
 		"WEB_PORT":        dockertest.FreePort(t),
+		"XDG_STATE_HOME":  t.TempDir(),
 	}
 }
 
@@ -138,9 +139,23 @@ func TestUpPsDownThroughTheCLI(t *testing.T) {
 
 	code, out, _ = run(t, env, append(args, "ps", "--output", "json")...)
 	require.Equal(t, ExitOK, code)
-	var rows []engine.ServiceStatus
+	var rows []engine.PSRow
 	require.NoError(t, json.Unmarshal([]byte(out), &rows))
 	assert.Len(t, rows, 4)
+	// Docker checks every 30 s, so it still says "starting": ps shows what up saw, and says so.
+	for _, r := range rows {
+		switch r.Service {
+		case "api", "web":
+			assert.Equal(t, "healthy", r.Health, r.Service)
+			assert.Equal(t, "vmctl", r.HealthSource, r.Service)
+			assert.NotNil(t, r.ObservedAt, r.Service)
+		case "migrate":
+			assert.Empty(t, r.HealthSource)
+		}
+	}
+	code, out, _ = run(t, env, append(args, "ps")...)
+	require.Equal(t, ExitOK, code)
+	assert.Regexp(t, `(?m)^api\t\S+\trunning\thealthy\t`, out)
 
 	code, out, _ = run(t, env, append(args, "logs", "--tail", "2", "web")...)
 	require.Equal(t, ExitOK, code)

@@ -189,3 +189,16 @@ func imagesDir(g *globalOptions) string {
 	}
 	return dir
 }
+
+// stateDir is where vmctl keeps what it observed ($XDG_STATE_HOME, else the
+// user cache directory); empty when neither is known, and then nothing is kept.
+func (f *Factory) stateDir() string {
+	if d, ok := f.LookupEnv("XDG_STATE_HOME"); ok && filepath.IsAbs(d) {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return d
+}

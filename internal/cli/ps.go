@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 
+	"github.com/vmctl/vmctl/internal/engine"
+
 	"github.com/spf13/cobra"
 )
 
@@ -37,7 +39,7 @@ func runPs(ctx context.Context, f *Factory, g *globalOptions, o *psOptions) erro
 	if err != nil {
 		return err
 	}
-	rows, err := eng.PS(ctx, st)
+	rows, err := eng.PSObserved(ctx, st, engine.LoadObservations(engine.ObservationsPath(f.stateDir(), st.Name())))
 	if err != nil {
 		return err
 	}

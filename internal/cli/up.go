@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,6 +83,10 @@ func runUp(ctx context.Context, f *Factory, g *globalOptions, o *upOptions) erro
 	})
 	pw.Close()
 	if rows != nil {
+		// So that ps agrees with up until Docker's own check catches up.
+		if err := engine.RecordObservations(engine.ObservationsPath(f.stateDir(), st.Name()), rows, time.Now()); err != nil {
+			fmt.Fprintf(f.IO.ErrOut, "vmctl: warning: %v: ps shows Docker's health only\n", err)
+		}
 		if err := printStatuses(f, format, rows); err != nil {
 			return err
 		}
