@@ -58,7 +58,12 @@ func runUp(ctx context.Context, f *Factory, g *globalOptions, o *upOptions) erro
 	if err != nil {
 		return err
 	}
-	if _, err := st.Select(o.services); err != nil {
+	selected, err := st.Select(o.services)
+	if err != nil {
+		return err
+	}
+	// Before anything changes: a key up would drop is refused, not ignored.
+	if err := engine.CheckKeys(st, selected); err != nil {
 		return err
 	}
 	eng, err := f.Engine(ctx)

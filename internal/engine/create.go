@@ -29,6 +29,9 @@ type spec struct {
 // the same mapping docker compose makes.
 func containerSpec(st *stack.Stack, svc types.ServiceConfig, imageRef string, gpu bool, labels map[string]string) (spec, error) {
 	project := st.Project
+	if err := checkKeys(svc); err != nil {
+		return spec{}, err
+	}
 	env := map[string]string{}
 	for k, v := range svc.Environment {
 		if v != nil {
@@ -131,6 +134,7 @@ func containerSpec(st *stack.Stack, svc types.ServiceConfig, imageRef string, gp
 		host.LogConfig = container.LogConfig{Type: svc.Logging.Driver, Config: svc.Logging.Options}
 	}
 	host.Resources = resources(svc)
+	hostExtras(project, svc, host)
 	if gpu {
 		for _, d := range stack.GPURequests(svc) {
 			count := int(d.Count)
