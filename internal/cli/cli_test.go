@@ -156,6 +156,22 @@ func TestUpPsDownThroughTheCLI(t *testing.T) {
 	code, out, _ = run(t, env, append(args, "ps")...)
 	require.Equal(t, ExitOK, code)
 	assert.Regexp(t, `(?m)^api\t\S+\trunning\thealthy\t`, out)
+	// A restart resets Docker's verdict after vmctl's: Docker's is the newer one again.
+	for _, r := range rows {
+		if r.Service == "api" {
+			require.NoError(t, dockertest.Client(t).ContainerRestart(context.Background(), r.ID, container.StopOptions{}))
+		}
+	}
+	code, out, _ = run(t, env, append(args, "ps", "--output", "json")...)
+	require.Equal(t, ExitOK, code)
+	var after []engine.PSRow
+	require.NoError(t, json.Unmarshal([]byte(out), &after))
+	for _, r := range after {
+		if r.Service == "api" {
+			assert.Equal(t, "starting", r.Health)
+			assert.Equal(t, "docker", r.HealthSource)
+		}
+	}
 
 	code, out, _ = run(t, env, append(args, "logs", "--tail", "2", "web")...)
 	require.Equal(t, ExitOK, code)
