@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +44,10 @@ func watchThenCancel(t *testing.T, cmd []string, containers int) {
 		"WATCH_IMAGE":   dockertest.FixtureImage,
 		"WATCH_CONTEXT": dockertest.FixtureContext(t),
 		"SYNC_DIR":      t.TempDir(),
+		"CONF_DIR":      t.TempDir(),
 		"APP_PORT":      dockertest.FreePort(t),
 	}
+	require.NoError(t, os.WriteFile(filepath.Join(env["CONF_DIR"], "app.conf"), nil, 0o644))
 	project := "vmctlcliwatch" + cmd[0]
 	args := []string{"-f", "../watch/testdata/watch.yaml", "-p", project}
 	t.Cleanup(func() { run(t, env, append(args, "down", "-v")...) })
@@ -64,7 +68,7 @@ func watchThenCancel(t *testing.T, cmd []string, containers int) {
 	go func() { done <- Run(ctx, f, append(append(args, "--progress", "quiet"), cmd...)) }()
 
 	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(errOut.String(), "watching app (2 rules); Ctrl-C stops watching and leaves the stack up\n") {
+	for !strings.Contains(errOut.String(), "watching app (3 rules); Ctrl-C stops watching and leaves the stack up\n") {
 		select {
 		case code := <-done:
 			t.Fatalf("%s ended with %d: %s", cmd, code, errOut.String())

@@ -63,18 +63,19 @@ func TestWatchOnTheEngine(t *testing.T) {
 
 	// The test's own context and image: the rebuild must not change the
 	// fixture image other packages' tests run.
-	ctxDir, syncDir := t.TempDir(), t.TempDir()
+	ctxDir, syncDir, confDir := t.TempDir(), t.TempDir(), t.TempDir()
 	bin, err := os.ReadFile(filepath.Join(fixture, "vmctl-demo"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "vmctl-demo"), bin, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(contextDockerfile), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "version.txt"), []byte("1"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(syncDir, "before.txt"), []byte("on disk before watch"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(confDir, "app.conf"), []byte("level=1"), 0o644))
 
 	port := dockertest.FreePort(t)
 	st, err := stack.Load(context.Background(), stack.LoadOptions{
 		Files: []string{"testdata/watch.yaml"}, ProjectName: project,
-		Env: map[string]string{"WATCH_IMAGE": img, "WATCH_CONTEXT": ctxDir, "SYNC_DIR": syncDir, "APP_PORT": port},
+		Env: map[string]string{"WATCH_IMAGE": img, "WATCH_CONTEXT": ctxDir, "SYNC_DIR": syncDir, "CONF_DIR": confDir, "APP_PORT": port},
 	})
 	require.NoError(t, err)
 	eng := engine.New(api, engine.WithProbeInterval(100*time.Millisecond))
@@ -133,6 +134,22 @@ func TestWatchOnTheEngine(t *testing.T) {
 		return err == nil && got == "hello from the host"
 	})
 	eventually(t, "the sync line", printed(`^app  synced 1 file\napp  synced \d+ files?$`))
+
+	// sync+restart: the file is copied, then the container restarted (the
+	// same container: its ID stays, its start time moves).
+	started := func() string {
+		c, err := api.ContainerInspect(context.Background(), before["app"])
+		require.NoError(t, err)
+		return c.State.StartedAt
+	}
+	firstStart := started()
+	require.NoError(t, os.WriteFile(filepath.Join(confDir, "app.conf"), []byte("level=2"), 0o644))
+	eventually(t, "the restart line", printed(`^app  synced 1 file, restarted$`))
+	assert.NotEqual(t, firstStart, started())
+	got, err = readFile(api, before["app"], "/etc/app.conf")
+	require.NoError(t, err)
+	assert.Equal(t, "level=2", got)
+	assert.Equal(t, before, containerIDs(t, api, project))
 
 	// rebuild: a change in the build context replaces app's container only.
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "version.txt"), []byte("2"), 0o644))

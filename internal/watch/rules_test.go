@@ -15,13 +15,15 @@ import (
 	"github.com/vmctl/vmctl/internal/watch"
 )
 
-// dirs makes the sync directory and a build context with a .dockerignore.
-func dirs(t *testing.T) (syncDir, ctxDir string) {
+// dirs makes the sync directory, a build context with a .dockerignore and
+// the restart rule's file, and the environment testdata/watch.yaml reads.
+func dirs(t *testing.T) (syncDir, ctxDir string, env map[string]string) {
 	t.Helper()
-	syncDir, ctxDir = t.TempDir(), t.TempDir()
+	syncDir, ctxDir, confDir := t.TempDir(), t.TempDir(), t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, ".dockerignore"), []byte("*.log\nbuild/\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\n"), 0o644))
-	return syncDir, ctxDir
+	require.NoError(t, os.WriteFile(filepath.Join(confDir, "app.conf"), nil, 0o644))
+	return syncDir, ctxDir, map[string]string{"WATCH_IMAGE": "x", "WATCH_CONTEXT": ctxDir, "SYNC_DIR": syncDir, "CONF_DIR": confDir, "APP_PORT": "1"}
 }
 
 func load(t *testing.T, file string, env map[string]string) *stack.Stack {
@@ -32,14 +34,17 @@ func load(t *testing.T, file string, env map[string]string) *stack.Stack {
 }
 
 func TestRulesMatchWhatTheImageAndTheRuleKeep(t *testing.T) {
-	syncDir, ctxDir := dirs(t)
-	st := load(t, "testdata/watch.yaml", map[string]string{"WATCH_IMAGE": "x", "WATCH_CONTEXT": ctxDir, "SYNC_DIR": syncDir, "APP_PORT": "1"})
+	syncDir, ctxDir, env := dirs(t)
+	st := load(t, "testdata/watch.yaml", env)
 
 	rules, err := watch.Rules(st, nil)
 	require.NoError(t, err)
-	require.Len(t, rules, 2, "only app declares rules")
+	require.Len(t, rules, 3, "only app declares rules")
 	assert.Equal(t, []string{"app"}, watch.Services(rules))
-	syncRule, rebuild := rules[0], rules[1]
+	syncRule, restart, rebuild := rules[0], rules[1], rules[2]
+	assert.Equal(t, types.WatchActionSyncRestart, restart.Action)
+	assert.True(t, restart.Matches(filepath.Join(env["CONF_DIR"], "app.conf")))
+	assert.False(t, restart.Matches(filepath.Join(env["CONF_DIR"], "other.conf")), "a file rule is that file only")
 	assert.Equal(t, types.WatchActionSync, syncRule.Action)
 	assert.Equal(t, "/srv/sync", syncRule.Target)
 	assert.Equal(t, types.WatchActionRebuild, rebuild.Action)
@@ -67,7 +72,7 @@ func TestRulesMatchWhatTheImageAndTheRuleKeep(t *testing.T) {
 }
 
 func TestRulesRefuseWhatWatchCannotDo(t *testing.T) {
-	syncDir, _ := dirs(t)
+	syncDir, _, _ := dirs(t)
 	st := load(t, "testdata/bad.yaml", map[string]string{"SYNC_DIR": syncDir})
 	for svc, want := range map[string]string{
 		"exec":    `action "sync+exec" is not supported by vmctl: use sync, sync+restart, restart or rebuild`,

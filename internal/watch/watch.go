@@ -69,7 +69,7 @@ func Run(ctx context.Context, st *stack.Stack, api Docker, eng Engine, rules []R
 	}
 	defer fsw.Close()
 	w := &watcher{st: st, api: api, eng: eng, rules: rules, opts: opts, fsw: fsw, watched: map[string]bool{}}
-	for _, n := range serviceNames(rules) {
+	for _, n := range Services(rules) {
 		w.width = max(w.width, len(n))
 	}
 	for i := range rules {
@@ -338,16 +338,14 @@ func (w *watcher) printf(svc, format string, args ...any) {
 	fmt.Fprintf(w.opts.Out, "%-*s  %s\n", w.width, svc, fmt.Sprintf(format, args...))
 }
 
-func serviceNames(rules []Rule) []string {
+// Services lists the services the rules watch, sorted.
+func Services(rules []Rule) []string {
 	seen := map[string]bool{}
 	for _, r := range rules {
 		seen[r.Service] = true
 	}
 	return sortedKeys(seen)
 }
-
-// Services lists the services the rules watch, sorted.
-func Services(rules []Rule) []string { return serviceNames(rules) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -110,10 +110,10 @@ func (f *fakeEngine) Recreate(context.Context, *stack.Stack, string, time.Durati
 }
 
 // startWatch runs watch over testdata/watch.yaml until the test ends.
-func startWatch(t *testing.T, api watch.Docker, eng watch.Engine) (syncDir, ctxDir string, out *syncBuffer, done <-chan error) {
+func startWatch(t *testing.T, api watch.Docker, eng watch.Engine) (env map[string]string, out *syncBuffer) {
 	t.Helper()
-	syncDir, ctxDir = dirs(t)
-	st := load(t, "testdata/watch.yaml", map[string]string{"WATCH_IMAGE": "x", "WATCH_CONTEXT": ctxDir, "SYNC_DIR": syncDir, "APP_PORT": "1"})
+	_, _, env = dirs(t)
+	st := load(t, "testdata/watch.yaml", env)
 	rules, err := watch.Rules(st, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -133,7 +133,7 @@ func startWatch(t *testing.T, api watch.Docker, eng watch.Engine) (syncDir, ctxD
 	case err := <-errc:
 		t.Fatalf("watch ended before it was ready: %v", err)
 	}
-	return syncDir, ctxDir, out, errc
+	return env, out
 }
 
 // eventually polls cond until a deadline.
@@ -150,7 +150,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestABurstOfChangesIsOneSync(t *testing.T) {
 	api := &fakeDocker{}
-	syncDir, _, out, _ := startWatch(t, api, &fakeEngine{})
+	env, out := startWatch(t, api, &fakeEngine{})
+	syncDir := env["SYNC_DIR"]
 
 	require.NoError(t, os.MkdirAll(filepath.Join(syncDir, "sub"), 0o755))
 	for _, name := range []string{"a.txt", "b.txt", "sub/c.txt", "ignored.tmp"} {
@@ -165,7 +166,8 @@ func TestABurstOfChangesIsOneSync(t *testing.T) {
 
 func TestAFailedBuildSaysWhyAndRecreatesNothing(t *testing.T) {
 	eng := &fakeEngine{buildError: errors.New("build app: COPY failed: file not found in build context: missing.txt")}
-	_, ctxDir, out, _ := startWatch(t, &fakeDocker{}, eng)
+	env, out := startWatch(t, &fakeDocker{}, eng)
+	ctxDir := env["WATCH_CONTEXT"]
 
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\nCOPY missing.txt /\n"), 0o644))
 	eventually(t, "the failure line", func() bool { return strings.Contains(out.String(), "\n") })
@@ -175,7 +177,8 @@ func TestAFailedBuildSaysWhyAndRecreatesNothing(t *testing.T) {
 
 func TestIgnoredChangesDoNothing(t *testing.T) {
 	api := &fakeDocker{}
-	syncDir, ctxDir, out, _ := startWatch(t, api, &fakeEngine{})
+	env, out := startWatch(t, api, &fakeEngine{})
+	syncDir, ctxDir := env["SYNC_DIR"], env["WATCH_CONTEXT"]
 	// Only ignored paths first, then one that counts: the line shows that
 	// the ignored ones were never part of a batch.
 	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "debug.log"), nil, 0o644))
@@ -185,9 +188,19 @@ func TestIgnoredChangesDoNothing(t *testing.T) {
 	assert.Equal(t, "app  synced 1 file\n", out.String())
 }
 
+func TestSyncRestartCopiesThenRestarts(t *testing.T) {
+	api := &fakeDocker{}
+	env, out := startWatch(t, api, &fakeEngine{})
+	require.NoError(t, os.WriteFile(filepath.Join(env["CONF_DIR"], "app.conf"), []byte("x=1"), 0o644))
+	eventually(t, "the line", func() bool { return strings.Contains(out.String(), "\n") })
+	assert.Equal(t, "app  synced 1 file, restarted\n", out.String())
+	assert.Equal(t, [][]string{{"etc/app.conf"}}, api.snapshot())
+	assert.Equal(t, 1, api.restarts)
+}
+
 func TestCancelEndsWatching(t *testing.T) {
-	syncDir, ctxDir := dirs(t)
-	st := load(t, "testdata/watch.yaml", map[string]string{"WATCH_IMAGE": "x", "WATCH_CONTEXT": ctxDir, "SYNC_DIR": syncDir, "APP_PORT": "1"})
+	_, _, env := dirs(t)
+	st := load(t, "testdata/watch.yaml", env)
 	rules, err := watch.Rules(st, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
