@@ -159,6 +159,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 
 	root.AddCommand(
 		newUpCmd(f, g),
+		newWatchCmd(f, g),
 		newDownCmd(f, g),
 		newPsCmd(f, g),
 		newLogsCmd(f, g),

@@ -17,6 +17,7 @@ type upOptions struct {
 	waitTimeout   time.Duration
 	removeOrphans bool
 	output        string
+	watch         bool
 }
 
 func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -26,9 +27,13 @@ func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 		Short: "Build, create and start the stack, and wait until every service is healthy",
 		Example: `  vmctl up                       # the whole stack
   vmctl up backend               # backend and what it depends on
-  vmctl up --gpu off --build     # rebuild, OpenVoice in CPU mode`,
+  vmctl up --gpu off --build     # rebuild, OpenVoice in CPU mode
+  vmctl up --watch               # then apply develop.watch rules until Ctrl-C`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.services = args
+			if o.watch {
+				return runUpWatch(cmd.Context(), f, g, o)
+			}
 			return runUp(cmd.Context(), f, g, o)
 		},
 	}
@@ -38,6 +43,7 @@ func newUpCmd(f *Factory, g *globalOptions) *cobra.Command {
 	fl.DurationVar(&o.waitTimeout, "wait-timeout", 3*time.Minute, "how long to wait for the stack to become healthy")
 	fl.BoolVar(&o.removeOrphans, "remove-orphans", false, "remove containers of services no longer in the stack")
 	fl.StringVarP(&o.output, "output", "o", "table", "result format: table or json")
+	fl.BoolVar(&o.watch, "watch", false, "after up, watch files as vmctl watch does (Ctrl-C stops watching, the stack stays up)")
 	return cmd
 }
 

@@ -29,6 +29,7 @@ var readKeys = []string{
 	"env_file", "healthcheck", "depends_on", "volumes", "deploy", "gpus", "privileged",
 	"network_mode", "networks", "read_only", "init", "stop_grace_period", "labels", "platform",
 	"profiles",
+	"develop", // develop.watch drives vmctl watch locally; a task runs the release's image as built
 }
 
 // notedKeys mean nothing on ECS but are harmless; the plan notes that they are left behind.
