@@ -77,6 +77,7 @@ type Engine struct {
 	api           API
 	prober        *health.Prober
 	probeInterval time.Duration
+	execSlots     chan struct{} // bounds the exec health probes in flight
 	now           func() time.Time
 }
 
@@ -86,12 +87,19 @@ type Option func(*Engine)
 // WithProbeInterval sets how often health is probed while waiting.
 func WithProbeInterval(d time.Duration) Option { return func(e *Engine) { e.probeInterval = d } }
 
+// WithExecProbes bounds how many health-test execs run at once (default 4):
+// each is work for the Docker daemon, which on a small host is shared with
+// the containers being started.
+func WithExecProbes(n int) Option {
+	return func(e *Engine) { e.execSlots = make(chan struct{}, max(n, 1)) }
+}
+
 // WithClock injects the clock used for deadlines and run IDs.
 func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
 
 // New returns an Engine over a Docker API client.
 func New(api API, opts ...Option) *Engine {
-	e := &Engine{api: api, prober: health.NewProber(2 * time.Second), probeInterval: 200 * time.Millisecond, now: time.Now}
+	e := &Engine{api: api, prober: health.NewProber(2 * time.Second), probeInterval: 200 * time.Millisecond, execSlots: make(chan struct{}, 4), now: time.Now}
 	for _, o := range opts {
 		o(e)
 	}

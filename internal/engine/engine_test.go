@@ -82,6 +82,19 @@ func (f *fixture) ids() map[string]string {
 	return out
 }
 
+// started maps service to when its container last started: a restart, or a
+// job run again, moves it.
+func (f *fixture) started() map[string]string {
+	f.t.Helper()
+	out := map[string]string{}
+	for svc, id := range f.ids() {
+		c, err := f.api.ContainerInspect(context.Background(), id)
+		require.NoError(f.t, err)
+		out[svc] = c.State.StartedAt
+	}
+	return out
+}
+
 func (f *fixture) networks() []network.Summary {
 	nets, err := f.api.NetworkList(context.Background(), network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", engine.LabelProject+"="+f.project))})
 	require.NoError(f.t, err)
@@ -151,35 +164,36 @@ func TestUpIsIdempotentAndRecreatesOnlyWhatChanged(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.up(engine.UpOptions{})
 	require.NoError(t, err)
-	first := f.ids()
+	first, firstStarted := f.ids(), f.started()
 
 	rows, err := f.up(engine.UpOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, first, f.ids(), "nothing changed, nothing recreated")
+	assert.Equal(t, firstStarted, f.started(), "nothing started again: not the servers, not the completed job")
 	for _, r := range rows {
-		want := "unchanged"
-		if r.Service == "migrate" {
-			want = "started" // a completed one-shot runs again, as with docker compose
-		}
-		assert.Equal(t, want, r.Action, r.Service)
+		assert.Equal(t, "unchanged", r.Action, r.Service)
 	}
+	assert.Equal(t, "exited (0)", byService(rows)["migrate"].Health)
+	assert.Equal(t, "healthy", byService(rows)["api"].Health)
 
 	f.env["API_VERSION"] = "2"
 	rows, err = f.up(engine.UpOptions{})
 	require.NoError(t, err)
-	second := f.ids()
+	second, secondStarted := f.ids(), f.started()
 	assert.NotEqual(t, first["api"], second["api"], "the changed service is recreated")
 	for _, s := range []string{"db", "migrate", "web"} {
 		assert.Equal(t, first[s], second[s], "%s is kept", s)
+		assert.Equal(t, firstStarted[s], secondStarted[s], "%s is not restarted", s)
 	}
 	assert.Equal(t, "recreated", byService(rows)["api"].Action)
+	assert.Equal(t, "healthy", byService(rows)["api"].Health)
 }
 
 func TestRecreatedDependencyRestartsDependentsThatAskForIt(t *testing.T) {
 	f := newFixture(t)
 	_, err := f.up(engine.UpOptions{})
 	require.NoError(t, err)
-	first := f.ids()
+	first, firstStarted := f.ids(), f.started()
 
 	f.env["DB_DELAY"] = "100ms"
 	rows, err := f.up(engine.UpOptions{})
@@ -188,7 +202,13 @@ func TestRecreatedDependencyRestartsDependentsThatAskForIt(t *testing.T) {
 	assert.Equal(t, "recreated", got["db"].Action)
 	assert.Equal(t, "restarted", got["api"].Action, "api depends on db with restart: true")
 	assert.Equal(t, "unchanged", got["web"].Action)
+	assert.Equal(t, "unchanged", got["migrate"].Action, "migrate depends on db without restart: its run stands")
 	assert.Equal(t, first["api"], f.ids()["api"], "a restart keeps the container")
+	started := f.started()
+	assert.NotEqual(t, firstStarted["api"], started["api"])
+	for _, s := range []string{"migrate", "web"} {
+		assert.Equal(t, firstStarted[s], started[s], "%s is not restarted", s)
+	}
 }
 
 func TestUnhealthyServiceFailsUpWithItsLogs(t *testing.T) {

@@ -68,6 +68,28 @@ func TestPlanServices(t *testing.T) {
 			want: map[string]string{"db": "unchanged", "migrate": "started", "api": "unchanged", "web": "unchanged"},
 		},
 		{
+			name: "a completed job is left alone",
+			existing: func() map[string]container.Summary {
+				m := upToDate()
+				c := m["migrate"]
+				c.State, c.Status = container.StateExited, "Exited (0) 2 minutes ago"
+				m["migrate"] = c
+				return m
+			},
+			want: map[string]string{"db": "unchanged", "migrate": "unchanged", "api": "unchanged", "web": "unchanged"},
+		},
+		{
+			name: "a job that failed runs again",
+			existing: func() map[string]container.Summary {
+				m := upToDate()
+				c := m["migrate"]
+				c.State, c.Status = container.StateExited, "Exited (4) 2 minutes ago"
+				m["migrate"] = c
+				return m
+			},
+			want: map[string]string{"db": "unchanged", "migrate": "started", "api": "unchanged", "web": "unchanged"},
+		},
+		{
 			name: "a changed service is recreated and restarts the dependents that ask for it",
 			existing: func() map[string]container.Summary {
 				m := upToDate()

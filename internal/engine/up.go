@@ -93,7 +93,10 @@ type planned struct {
 	gpu      bool
 	act      action
 	existing *container.Summary
-	restart  bool // kept, but restarted because a dependency was recreated
+	restart  bool // kept, but restarted because a dependency was recreated or restarted
+	// completed: a one-shot job that already exited 0 with this very
+	// configuration; up leaves it alone, as docker compose does.
+	completed bool
 }
 
 // serviceState is published by each service's goroutine for its dependents.
@@ -188,14 +191,7 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 	for _, n := range names {
 		states[n] = newServiceState()
 	}
-	needsCompletion := map[string]bool{}
-	for _, n := range names {
-		for dep, d := range st.Dependencies(n) {
-			if d.Condition == types.ServiceConditionCompletedSuccessfully {
-				needsCompletion[dep] = true
-			}
-		}
-	}
+	needsCompletion := oneShots(st, names)
 
 	var (
 		wg       sync.WaitGroup
@@ -236,8 +232,15 @@ func (e *Engine) Up(ctx context.Context, st *stack.Stack, opts UpOptions) ([]Ser
 			}
 			states[n].containerID = id
 			close(states[n].started)
-			pw.Event(progress.Event{Resource: n, Status: progress.Working, Text: "Waiting", Detail: "for health"})
-			res, err := e.waitReady(waitCtx, st, n, id, needsCompletion[n])
+			// A kept container is usually known ready at once: no wait.
+			res, known := "", false
+			if p.act == actKeep && !p.restart {
+				res, known = e.readyKept(waitCtx, st, p)
+			}
+			if !known {
+				pw.Event(progress.Event{Resource: n, Status: progress.Working, Text: "Waiting", Detail: "for health"})
+				res, err = e.waitReady(waitCtx, st, n, id, needsCompletion[n])
+			}
 			if err != nil {
 				pw.Event(progress.Event{Resource: n, Status: progress.Error, Text: "Unhealthy", Detail: err.Error()})
 				fail(n, err)
@@ -294,6 +297,26 @@ func (p *planned) describe() string {
 		return "started"
 	}
 	return "unchanged"
+}
+
+// oneShots are the services some selected service waits on to complete
+// (service_completed_successfully): jobs, not servers.
+func oneShots(st *stack.Stack, names []string) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range names {
+		for dep, d := range st.Dependencies(n) {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				out[dep] = true
+			}
+		}
+	}
+	return out
+}
+
+// exitedZero reads a stopped container's exit code from its status
+// ("Exited (0) 3 minutes ago"); the list API has no separate field.
+func exitedZero(c container.Summary) bool {
+	return c.State == container.StateExited && strings.HasPrefix(c.Status, "Exited (0)")
 }
 
 var errDependency = errors.New("dependency failed")
@@ -355,6 +378,7 @@ func (e *Engine) projectContainers(ctx context.Context, project string) (map[str
 // calls, so the decisions are tested without a Docker Engine.
 func planServices(st *stack.Stack, names []string, existing map[string]container.Summary, imageIDs map[string]string, gpuOn map[string]bool) (map[string]*planned, error) {
 	plan := map[string]*planned{}
+	jobs := oneShots(st, names)
 	levels, err := st.Order(names)
 	if err != nil {
 		return nil, err
@@ -377,6 +401,8 @@ func planServices(st *stack.Stack, names []string, existing map[string]container
 				p.act = actCreate
 			case c.Labels[LabelConfigHash] != hash:
 				p.act = actRecreate
+			case jobs[n] && exitedZero(c):
+				p.act, p.completed = actKeep, true
 			case c.State != container.StateRunning:
 				p.act = actStart
 			default:
@@ -387,8 +413,10 @@ func planServices(st *stack.Stack, names []string, existing map[string]container
 				p.existing = &cc
 			}
 			if p.act == actKeep {
+				// A restart propagates: a dependent that asked to follow
+				// api follows it whether api was recreated or restarted.
 				for dep, d := range st.Dependencies(n) {
-					if dp, ok := plan[dep]; ok && d.Restart && dp.act == actRecreate {
+					if dp, ok := plan[dep]; ok && d.Restart && (dp.act == actRecreate || dp.restart) {
 						p.restart = true
 					}
 				}
@@ -419,7 +447,9 @@ func (e *Engine) converge(waitCtx context.Context, st *stack.Stack, p *planned, 
 			}
 			return p.existing.ID, nil
 		}
-		pw.Event(progress.Event{Resource: n, Status: progress.Working, Text: "Running", Detail: "unchanged"})
+		if !p.completed {
+			pw.Event(progress.Event{Resource: n, Status: progress.Working, Text: "Running", Detail: "unchanged"})
+		}
 		return p.existing.ID, nil
 	case actStart:
 		pw.Event(progress.Event{Resource: n, Status: progress.Working, Text: "Starting"})
