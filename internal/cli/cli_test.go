@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,13 @@ import (
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code := Run(context.Background(), testFactory(env, &out, &errOut), args)
+	return code, out.String(), errOut.String()
+}
+
+// testFactory is a factory whose environment is env and whose streams are these.
+func testFactory(env map[string]string, out, errOut io.Writer) *Factory {
+	f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: out, ErrOut: errOut})
 	f.Environ = func() []string {
 		var kv []string
 		for k, v := range env {
@@ -35,8 +42,7 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 		return kv
 	}
 	f.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	code := Run(context.Background(), f, args)
-	return code, out.String(), errOut.String()
+	return f
 }
 
 func TestVersion(t *testing.T) {

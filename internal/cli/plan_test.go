@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -29,15 +28,7 @@ func runSub(t *testing.T, newCmd func(*Factory, *globalOptions) *cobra.Command, 
 func runSubIn(t *testing.T, envDir string, newCmd func(*Factory, *globalOptions) *cobra.Command, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	f.Environ = func() []string {
-		var kv []string
-		for k, v := range env {
-			kv = append(kv, k+"="+v)
-		}
-		return kv
-	}
-	f.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	f := testFactory(env, &out, &errOut)
 	f.DockerClient = nil // plan and diff must never reach for the engine
 	g := &globalOptions{files: []string{"../../compose/compose.yaml"}, envDir: envDir}
 	cmd := newCmd(f, g)

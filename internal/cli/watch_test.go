@@ -53,15 +53,7 @@ func watchThenCancel(t *testing.T, cmd []string, containers int) {
 	t.Cleanup(func() { run(t, env, append(args, "down", "-v")...) })
 
 	var out, errOut lockedBuffer
-	f := NewFactory(&IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	f.Environ = func() []string {
-		var kv []string
-		for k, v := range env {
-			kv = append(kv, k+"="+v)
-		}
-		return kv
-	}
-	f.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	f := testFactory(env, &out, &errOut)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
