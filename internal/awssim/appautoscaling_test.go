@@ -12,6 +12,8 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 )
 
 func TestApplicationAutoScaling(t *testing.T) {
@@ -26,7 +28,7 @@ func TestApplicationAutoScaling(t *testing.T) {
 		DesiredCount: sdkaws.Int32(0), LaunchType: ecstypes.LaunchTypeFargate, NetworkConfiguration: awsvpcNetwork,
 	})
 	require.NoError(t, err)
-	c := aas.NewFromConfig(simConfig(t, sim, computeKey))
+	c := aas.NewFromConfig(simtest.Config(t, sim, computeKey))
 	id := sdkaws.String("service/vmctl-dev/backend")
 	dim := aastypes.ScalableDimensionECSServiceDesiredCount
 
@@ -105,6 +107,6 @@ func TestApplicationAutoScaling(t *testing.T) {
 	assert.Equal(t, "ValidationException", computeErrCode(err), "target tracking without its configuration")
 	_, err = c.DescribeScalingActivities(ctx, &aas.DescribeScalingActivitiesInput{ServiceNamespace: aastypes.ServiceNamespaceEcs})
 	assert.Equal(t, "UnknownOperationException", computeErrCode(err))
-	_, err = aas.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).DescribeScalableTargets(ctx, &aas.DescribeScalableTargetsInput{ServiceNamespace: aastypes.ServiceNamespaceEcs})
+	_, err = aas.NewFromConfig(simtest.Config(t, sim, "AKIASTRANGER")).DescribeScalableTargets(ctx, &aas.DescribeScalableTargetsInput{ServiceNamespace: aastypes.ServiceNamespaceEcs})
 	assert.Equal(t, "UnrecognizedClientException", computeErrCode(err))
 }

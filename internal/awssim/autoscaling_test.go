@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 )
 
 func gpuGroup(t *testing.T, sim *awssim.Sim, name string, desired int) []awssim.Instance {
@@ -40,7 +41,7 @@ func TestAutoScalingDescribeGroups(t *testing.T) {
 	again, _ := sim.Instance(insts[1].ID)
 	assert.Equal(t, "470.57.02", again.GPU.DriverVersion, "callers get copies")
 
-	c := autoscaling.NewFromConfig(simConfig(t, sim, simKey))
+	c := autoscaling.NewFromConfig(simtest.Config(t, sim, simKey))
 	out, err := c.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
 	require.NoError(t, err)
 	require.Len(t, out.AutoScalingGroups, 2)
@@ -63,7 +64,7 @@ func TestAutoScalingDescribeGroups(t *testing.T) {
 	assert.Equal(t, "Healthy", sdkaws.ToString(g.Instances[0].HealthStatus))
 	assert.Equal(t, "g4dn.2xlarge", sdkaws.ToString(g.Instances[1].InstanceType))
 
-	_, err = autoscaling.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
+	_, err = autoscaling.NewFromConfig(simtest.Config(t, sim, "AKIASTRANGER")).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
 	assert.Equal(t, "InvalidClientTokenId", awsErrorCode(err))
 	_, err = c.DescribeLaunchConfigurations(ctx, &autoscaling.DescribeLaunchConfigurationsInput{})
 	assert.Equal(t, "InvalidAction", awsErrorCode(err), "what awssim lacks fails loudly")
@@ -73,7 +74,7 @@ func TestAutoScalingUpdateGroup(t *testing.T) {
 	sim := userSim(t)
 	ctx := context.Background()
 	first := gpuGroup(t, sim, "openvoice-gpu", 1)
-	c := autoscaling.NewFromConfig(simConfig(t, sim, simKey))
+	c := autoscaling.NewFromConfig(simtest.Config(t, sim, simKey))
 
 	_, err := c.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: sdkaws.String("openvoice-gpu"), DesiredCapacity: sdkaws.Int32(3)})
 	require.NoError(t, err)
@@ -114,7 +115,7 @@ func TestAutoScalingInstanceRefresh(t *testing.T) {
 	sim := userSim(t)
 	ctx := context.Background()
 	before := gpuGroup(t, sim, "openvoice-gpu", 2)
-	c := autoscaling.NewFromConfig(simConfig(t, sim, simKey))
+	c := autoscaling.NewFromConfig(simtest.Config(t, sim, simKey))
 
 	started, err := c.StartInstanceRefresh(ctx, &autoscaling.StartInstanceRefreshInput{
 		AutoScalingGroupName: sdkaws.String("openvoice-gpu"),
@@ -165,7 +166,7 @@ func TestAutoScalingInstanceRefresh(t *testing.T) {
 func TestAutoScalingThrottlingIsRetried(t *testing.T) {
 	sim := userSim(t)
 	sim.InjectFault("AutoScaling.DescribeAutoScalingGroups", awssim.Fault{Throttle: true, Times: 2})
-	_, err := autoscaling.NewFromConfig(simConfig(t, sim, simKey)).DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{})
+	_, err := autoscaling.NewFromConfig(simtest.Config(t, sim, simKey)).DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{})
 	require.NoError(t, err)
 	assert.Equal(t, 3, sim.Calls("AutoScaling.DescribeAutoScalingGroups"))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 )
 
@@ -82,7 +83,7 @@ func TestEndToEndDeployAndRollback(t *testing.T) {
 	sim.SetCircuitBreakerThreshold(2)
 	sim.CreateCluster("vmctl-e2e")
 	ctx := context.Background()
-	cfg := simConfig(t, sim, computeKey)
+	cfg := simtest.Config(t, sim, computeKey)
 	ecsc, elb := ecs.NewFromConfig(cfg), elbv2.NewFromConfig(cfg)
 	cluster := sdkaws.String("vmctl-e2e")
 

@@ -12,13 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 )
 
 func TestECRRepositories(t *testing.T) {
 	sim := userSim(t)
 	sim.AddUser("AKIAOTHER", awssim.Principal{Account: "222222222222", ARN: "arn:aws:iam::222222222222:user/other"})
 	ctx := context.Background()
-	c := ecr.NewFromConfig(simConfig(t, sim, simKey))
+	c := ecr.NewFromConfig(simtest.Config(t, sim, simKey))
 
 	created, err := c.CreateRepository(ctx, &ecr.CreateRepositoryInput{
 		RepositoryName:             sdkaws.String("vmctl/openvoice"),
@@ -57,7 +58,7 @@ func TestECRRepositories(t *testing.T) {
 	assert.Equal(t, "RepositoryNotFoundException", awsErrorCode(err))
 
 	// Repositories live in the caller's account.
-	other := ecr.NewFromConfig(simConfig(t, sim, "AKIAOTHER"))
+	other := ecr.NewFromConfig(simtest.Config(t, sim, "AKIAOTHER"))
 	_, err = other.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{RepositoryNames: []string{"vmctl/openvoice"}})
 	assert.Equal(t, "RepositoryNotFoundException", awsErrorCode(err))
 	_, err = other.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: sdkaws.String("vmctl/openvoice")})
@@ -96,14 +97,14 @@ func TestECRRepositories(t *testing.T) {
 
 func TestECRRefusesStrangers(t *testing.T) {
 	sim := userSim(t)
-	_, err := ecr.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{})
+	_, err := ecr.NewFromConfig(simtest.Config(t, sim, "AKIASTRANGER")).DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{})
 	assert.Equal(t, "UnrecognizedClientException", awsErrorCode(err))
 }
 
 func TestECRThrottlingIsRetried(t *testing.T) {
 	sim := userSim(t)
 	sim.InjectFault("ECR.DescribeRepositories", awssim.Fault{Throttle: true, Times: 1})
-	_, err := ecr.NewFromConfig(simConfig(t, sim, simKey)).DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{})
+	_, err := ecr.NewFromConfig(simtest.Config(t, sim, simKey)).DescribeRepositories(context.Background(), &ecr.DescribeRepositoriesInput{})
 	require.NoError(t, err)
 	assert.Equal(t, 2, sim.Calls("ECR.DescribeRepositories"))
 }
@@ -127,7 +128,7 @@ func imageRepo(t *testing.T, sim *awssim.Sim, c *ecr.Client, name string) (a, b 
 func TestECRImages(t *testing.T) {
 	sim := userSim(t)
 	ctx := context.Background()
-	c := ecr.NewFromConfig(simConfig(t, sim, simKey))
+	c := ecr.NewFromConfig(simtest.Config(t, sim, simKey))
 	repo := sdkaws.String("vmctl/frontend")
 	a, b := imageRepo(t, sim, c, "vmctl/frontend")
 
@@ -202,7 +203,7 @@ func TestECRImages(t *testing.T) {
 func TestECRImmutableTags(t *testing.T) {
 	sim := userSim(t)
 	ctx := context.Background()
-	c := ecr.NewFromConfig(simConfig(t, sim, simKey))
+	c := ecr.NewFromConfig(simtest.Config(t, sim, simKey))
 	repo := sdkaws.String("vmctl/voicevox")
 	a, b := imageRepo(t, sim, c, "vmctl/voicevox")
 	_, err := c.PutImageTagMutability(ctx, &ecr.PutImageTagMutabilityInput{RepositoryName: repo, ImageTagMutability: ecrtypes.ImageTagMutabilityImmutable})
@@ -236,7 +237,7 @@ func TestECRImmutableTags(t *testing.T) {
 func TestECRScanFindings(t *testing.T) {
 	sim := userSim(t)
 	ctx := context.Background()
-	c := ecr.NewFromConfig(simConfig(t, sim, simKey))
+	c := ecr.NewFromConfig(simtest.Config(t, sim, simKey))
 	repo := sdkaws.String("vmctl/openvoice")
 	a, b := imageRepo(t, sim, c, "vmctl/openvoice")
 
@@ -283,6 +284,6 @@ func TestECRScanFindings(t *testing.T) {
 
 func TestECRUnknownOperationIsLoud(t *testing.T) {
 	sim := userSim(t)
-	_, err := ecr.NewFromConfig(simConfig(t, sim, simKey)).DeleteRepository(context.Background(), &ecr.DeleteRepositoryInput{RepositoryName: sdkaws.String("x")})
+	_, err := ecr.NewFromConfig(simtest.Config(t, sim, simKey)).DeleteRepository(context.Background(), &ecr.DeleteRepositoryInput{RepositoryName: sdkaws.String("x")})
 	assert.Equal(t, "UnknownOperationException", awsErrorCode(err))
 }

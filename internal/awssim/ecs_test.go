@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 )
 
@@ -68,7 +69,7 @@ func computeErrCode(err error) string {
 }
 
 func newECS(t *testing.T, sim *awssim.Sim) *ecs.Client {
-	return ecs.NewFromConfig(simConfig(t, sim, computeKey))
+	return ecs.NewFromConfig(simtest.Config(t, sim, computeKey))
 }
 
 // computeEventually polls cond until it holds; on timeout the test fails with
@@ -286,7 +287,7 @@ func TestECSErrors(t *testing.T) {
 	assert.Equal(t, 3, sim.Calls("ECS.DescribeServices")-calls)
 
 	// Unknown keys and unknown operations are refused as AWS refuses them.
-	_, err = ecs.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).ListServices(ctx, &ecs.ListServicesInput{})
+	_, err = ecs.NewFromConfig(simtest.Config(t, sim, "AKIASTRANGER")).ListServices(ctx, &ecs.ListServicesInput{})
 	assert.Equal(t, "UnrecognizedClientException", computeErrCode(err))
 	_, err = c.ListClusters(ctx, &ecs.ListClustersInput{})
 	assert.Equal(t, "UnknownOperationException", computeErrCode(err))

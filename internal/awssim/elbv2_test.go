@@ -20,10 +20,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 )
 
 func newELB(t *testing.T, sim *awssim.Sim) *elbv2.Client {
-	return elbv2.NewFromConfig(simConfig(t, sim, computeKey))
+	return elbv2.NewFromConfig(simtest.Config(t, sim, computeKey))
 }
 
 func TestELBv2Describe(t *testing.T) {
@@ -99,7 +100,7 @@ func TestELBv2Describe(t *testing.T) {
 
 	_, err = c.DescribeAccountLimits(ctx, &elbv2.DescribeAccountLimitsInput{})
 	assert.Equal(t, "InvalidAction", computeErrCode(err), "what the simulator lacks is refused loudly")
-	_, err = elbv2.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{})
+	_, err = elbv2.NewFromConfig(simtest.Config(t, sim, "AKIASTRANGER")).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{})
 	assert.Equal(t, "InvalidClientTokenId", computeErrCode(err))
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 )
 
@@ -29,7 +30,7 @@ func TestLogsGetLogEvents(t *testing.T) {
 	sim := userSim(t)
 	ctx := context.Background()
 	sim.PutLogEvents("/ecs/vmctl-staging", "backend/backend/task1", "one", "two", "three", "four", "five")
-	c := cloudwatchlogs.NewFromConfig(simConfig(t, sim, simKey))
+	c := cloudwatchlogs.NewFromConfig(simtest.Config(t, sim, simKey))
 	msg := func(e cwltypes.OutputLogEvent) string { return sdkaws.ToString(e.Message) }
 
 	head, err := c.GetLogEvents(ctx, &cloudwatchlogs.GetLogEventsInput{
@@ -81,7 +82,7 @@ func TestLogsFilterLogEvents(t *testing.T) {
 	time.Sleep(5 * time.Millisecond) // a later millisecond for startTime
 	since := time.Now().UnixMilli()
 	sim.PutLogEvents("/ecs/vmctl-staging", "backend/backend/a", "GET /health 200 again")
-	c := cloudwatchlogs.NewFromConfig(simConfig(t, sim, simKey))
+	c := cloudwatchlogs.NewFromConfig(simtest.Config(t, sim, simKey))
 	msg := func(e cwltypes.FilteredLogEvent) string { return sdkaws.ToString(e.Message) }
 
 	all, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: group})
@@ -123,7 +124,7 @@ func TestLogsFilterLogEvents(t *testing.T) {
 	assert.Equal(t, "ResourceNotFoundException", awsErrorCode(err))
 	_, err = c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: group, LogStreamNames: []string{"a"}, LogStreamNamePrefix: sdkaws.String("b")})
 	assert.Equal(t, "InvalidParameterException", awsErrorCode(err))
-	_, err = cloudwatchlogs.NewFromConfig(simConfig(t, sim, "AKIASTRANGER")).FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: group})
+	_, err = cloudwatchlogs.NewFromConfig(simtest.Config(t, sim, "AKIASTRANGER")).FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: group})
 	assert.Equal(t, "UnrecognizedClientException", awsErrorCode(err))
 }
 
@@ -158,7 +159,7 @@ func TestLogsFromContainers(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	c := cloudwatchlogs.NewFromConfig(simConfig(t, sim, simKey))
+	c := cloudwatchlogs.NewFromConfig(simtest.Config(t, sim, simKey))
 	out, err := c.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: sdkaws.String("/ecs/vmctl-staging"), FilterPattern: sdkaws.String(`"ok"`)})
 	require.NoError(t, err)
 	require.Len(t, out.Events, 1)

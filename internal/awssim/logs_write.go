@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -110,7 +111,7 @@ func (s *Sim) logsWrite(op string, in logsWriteRequest) (any, error) {
 		for g := range s.logs.planted {
 			names[g] = true
 		}
-		for _, g := range sortedKeys(names) {
+		for _, g := range slices.Sorted(maps.Keys(names)) {
 			if len(g) < len(in.LogGroupNamePrefix) || g[:len(in.LogGroupNamePrefix)] != in.LogGroupNamePrefix {
 				continue
 			}
@@ -130,12 +131,3 @@ func (s *Sim) logsWrite(op string, in logsWriteRequest) (any, error) {
 
 // logRetentionDaysAccepted are the retention periods CloudWatch Logs accepts.
 var logRetentionDaysAccepted = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	vmecs "github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/release"
@@ -40,7 +41,7 @@ func TestProvisionAPlan(t *testing.T) {
 	sim := awssim.New()
 	t.Cleanup(sim.Close)
 	sim.AddUser(computeKey, awssim.Principal{Account: "333333333333", ARN: "arn:aws:iam::333333333333:user/ci"})
-	cfg := simConfig(t, sim, computeKey)
+	cfg := simtest.Config(t, sim, computeKey)
 	ctx := context.Background()
 	plan := provisionPlan(t, "prod")
 
@@ -119,7 +120,7 @@ func TestRateFaultIsDeterministic(t *testing.T) {
 		sim.AddUser(computeKey, awssim.Principal{Account: computeAccount, ARN: "arn:aws:iam::" + computeAccount + ":user/ci"})
 		sim.CreateCluster("c")
 		sim.InjectFault("ECS.DescribeClusters", awssim.Fault{Throttle: true, Rate: 0.3})
-		c := ecs.NewFromConfig(simConfig(t, sim, computeKey))
+		c := ecs.NewFromConfig(simtest.Config(t, sim, computeKey))
 		var failed []int
 		for i := range 200 {
 			_, err := c.DescribeClusters(ctx, &ecs.DescribeClustersInput{Clusters: []string{"c"}}, func(o *ecs.Options) { o.RetryMaxAttempts = 1 })

@@ -29,6 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 )
 
@@ -139,7 +140,7 @@ func pushRaw(t *testing.T, host, user, password, repo, tag string, img rawImage)
 
 func TestRegistryWantsECRCredentials(t *testing.T) {
 	sim := userSim(t)
-	c := ecr.NewFromConfig(simConfig(t, sim, simKey))
+	c := ecr.NewFromConfig(simtest.Config(t, sim, simKey))
 	user, password, endpoint := registryLogin(t, c)
 	assert.Equal(t, "AWS", user)
 	assert.Equal(t, "http://"+sim.RegistryHost(), endpoint)
@@ -233,7 +234,7 @@ func TestRegistryDockerPushLandsInECR(t *testing.T) {
 	fixture := dockertest.FixtureImageBuilt(t, api)
 	sim := userSim(t)
 	ctx := context.Background()
-	c := ecr.NewFromConfig(simConfig(t, sim, simKey))
+	c := ecr.NewFromConfig(simtest.Config(t, sim, simKey))
 	_, err := c.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: sdkaws.String("vmctl/backend")})
 	require.NoError(t, err)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 )
 
 const gpuQuery = "nvidia-smi --query-gpu=driver_version,name,memory.total,compute_cap --format=csv,noheader"
@@ -36,7 +37,7 @@ func ssmFleet(t *testing.T) (*awssim.Sim, *ssm.Client, awssim.Instance, awssim.I
 	t.Helper()
 	sim := userSim(t)
 	insts := sim.AddAutoScalingGroup("openvoice-gpu", 1, 5, 2, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{InstanceType: "m5.large"})
-	return sim, ssm.NewFromConfig(simConfig(t, sim, simKey)), insts[0], insts[1]
+	return sim, ssm.NewFromConfig(simtest.Config(t, sim, simKey)), insts[0], insts[1]
 }
 
 func TestSSMNvidiaSMIAnswersFromGPUFacts(t *testing.T) {
@@ -72,7 +73,7 @@ func TestSSMMultiGPUAndOldDriver(t *testing.T) {
 	sim := userSim(t)
 	four := &awssim.GPUFacts{Model: "NVIDIA A10G", DriverVersion: "470.57.02", CUDAVersion: "11.4", MemoryMiB: 23028, ComputeCapability: "8.6", Count: 4}
 	insts := sim.AddAutoScalingGroup("g5", 1, 1, 1, awssim.Instance{InstanceType: "g5.12xlarge", GPU: four})
-	c := ssm.NewFromConfig(simConfig(t, sim, simKey))
+	c := ssm.NewFromConfig(simtest.Config(t, sim, simKey))
 	out := runOn(t, c, insts[0].ID, gpuQuery)
 	line := "470.57.02, NVIDIA A10G, 23028 MiB, 8.6\n"
 	assert.Equal(t, line+line+line+line, sdkaws.ToString(out.StandardOutputContent), "one line per GPU")
@@ -109,7 +110,7 @@ func TestSSMFailures(t *testing.T) {
 	assert.Equal(t, "InvalidParameters", awsErrorCode(err))
 	_, err = c.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sdkaws.String("00000000-0000-0000-0000-000000000000"), InstanceId: sdkaws.String(gpu.ID)})
 	assert.Equal(t, "InvocationDoesNotExist", awsErrorCode(err))
-	_, err = ssm.NewFromConfig(simConfig(t, userSim(t), "AKIASTRANGER")).ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{})
+	_, err = ssm.NewFromConfig(simtest.Config(t, userSim(t), "AKIASTRANGER")).ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{})
 	assert.Equal(t, "UnrecognizedClientException", awsErrorCode(err))
 }
 

@@ -5,44 +5,27 @@ import (
 	"errors"
 	"net/http"
 	"testing"
-	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 )
-
-// Config returns an SDK config that reaches sim with the given access key.
-func simConfig(t *testing.T, sim *awssim.Sim, key string) sdkaws.Config {
-	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion("ap-northeast-1"),
-		config.WithBaseEndpoint(sim.URL()),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(key, "secret", "")),
-		config.WithRetryer(func() sdkaws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxBackoff = 10 * time.Millisecond })
-		}))
-	require.NoError(t, err)
-	return cfg
-}
 
 func TestSTSGetCallerIdentity(t *testing.T) {
 	sim := awssim.New()
 	defer sim.Close()
 	sim.AddUser("AKIAEXAMPLE", awssim.Principal{Account: "111111111111", ARN: "arn:aws:iam::111111111111:user/ci"})
-	out, err := sts.NewFromConfig(simConfig(t, sim, "AKIAEXAMPLE")).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	out, err := sts.NewFromConfig(simtest.Config(t, sim, "AKIAEXAMPLE")).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
 	require.NoError(t, err)
 	assert.Equal(t, "111111111111", sdkaws.ToString(out.Account))
 	assert.Equal(t, "arn:aws:iam::111111111111:user/ci", sdkaws.ToString(out.Arn))
 
-	_, err = sts.NewFromConfig(simConfig(t, sim, "AKIAOTHER")).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	_, err = sts.NewFromConfig(simtest.Config(t, sim, "AKIAOTHER")).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
 	var ae smithy.APIError
 	require.True(t, errors.As(err, &ae))
 	assert.Equal(t, "InvalidClientTokenId", ae.ErrorCode())
@@ -53,7 +36,7 @@ func TestFaultsAreRetriedByTheSDK(t *testing.T) {
 	sim := awssim.New()
 	defer sim.Close()
 	sim.AddUser("AKIAEXAMPLE", awssim.Principal{Account: "111111111111", ARN: "arn:aws:iam::111111111111:user/ci"})
-	client := sts.NewFromConfig(simConfig(t, sim, "AKIAEXAMPLE"))
+	client := sts.NewFromConfig(simtest.Config(t, sim, "AKIAEXAMPLE"))
 
 	sim.InjectFault("STS.GetCallerIdentity", awssim.Fault{Throttle: true, Times: 2})
 	_, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})

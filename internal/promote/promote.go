@@ -129,20 +129,13 @@ func Promote(ctx context.Context, from, to aws.Clients, opts Options) (*Result, 
 	}
 
 	// A must be well before B gets its release.
-	pw.Event(progress.Event{Resource: "verify " + opts.From, Status: progress.Working, Text: "Verifying", Detail: "release " + rel.ID})
-	vf := opts.VerifyFrom
-	if vf.Progress == nil {
-		vf.Progress = pw
-	}
-	res.FromVerify, err = verify.Verify(ctx, from, planA, rel, vf)
+	res.FromVerify, err = verifyStep(ctx, pw, opts.From, from, planA, rel, opts.VerifyFrom)
 	if err != nil {
 		return res, err
 	}
 	if !res.FromVerify.Passed() {
-		pw.Event(progress.Event{Resource: "verify " + opts.From, Status: progress.Error, Text: "Not verified", Detail: res.FromVerify.Summary()})
 		return res, fmt.Errorf("promote %s from %s: %w in %s: %s: fix %s first (vmctl verify --env %s)", rel.ID, opts.From, ErrVerifyFailed, opts.From, res.FromVerify.Summary(), opts.From, opts.From)
 	}
-	pw.Event(progress.Event{Resource: "verify " + opts.From, Status: progress.Done, Text: "Verified", Detail: res.FromVerify.Summary()})
 
 	images, err := registry.PairImages(planA, planB, rel)
 	if err != nil {
@@ -213,21 +206,32 @@ func Promote(ctx context.Context, from, to aws.Clients, opts Options) (*Result, 
 		return res, fmt.Errorf("deploy %s to %s: %w", rel.ID, opts.To, err)
 	}
 
-	pw.Event(progress.Event{Resource: "verify " + opts.To, Status: progress.Working, Text: "Verifying", Detail: "release " + rel.ID})
-	vt := opts.VerifyTo
-	if vt.Progress == nil {
-		vt.Progress = pw
-	}
-	res.ToVerify, err = verify.Verify(ctx, to, planB, rel, vt)
+	res.ToVerify, err = verifyStep(ctx, pw, opts.To, to, planB, rel, opts.VerifyTo)
 	if err != nil {
 		return res, err
 	}
 	if !res.ToVerify.Passed() {
-		pw.Event(progress.Event{Resource: "verify " + opts.To, Status: progress.Error, Text: "Not verified", Detail: res.ToVerify.Summary()})
 		return res, fmt.Errorf("%s runs %s but %w there: %s: see vmctl verify --env %s, or roll back with vmctl rollback --env %s", opts.To, rel.ID, ErrVerifyFailed, res.ToVerify.Summary(), opts.To, opts.To)
 	}
-	pw.Event(progress.Event{Resource: "verify " + opts.To, Status: progress.Done, Text: "Verified", Detail: res.ToVerify.Summary()})
 	return res, nil
+}
+
+// verifyStep verifies one side of the promotion, reporting it as one progress line.
+func verifyStep(ctx context.Context, pw progress.Writer, env string, c aws.Clients, plan *ecs.Plan, rel *release.Release, opts verify.Options) (*verify.Report, error) {
+	pw.Event(progress.Event{Resource: "verify " + env, Status: progress.Working, Text: "Verifying", Detail: "release " + rel.ID})
+	if opts.Progress == nil {
+		opts.Progress = pw
+	}
+	rep, err := verify.Verify(ctx, c, plan, rel, opts)
+	if err != nil {
+		return rep, err
+	}
+	status, text := progress.Done, "Verified"
+	if !rep.Passed() {
+		status, text = progress.Error, "Not verified"
+	}
+	pw.Event(progress.Event{Resource: "verify " + env, Status: status, Text: text, Detail: rep.Summary()})
+	return rep, nil
 }
 
 // resolveRelease is the release A runs, with exactly the digests it runs.
