@@ -87,22 +87,51 @@ type AWS struct {
 	// Domain is the public name users reach the app by (the ACM certificate's, in front
 	// of the ALB); verify checks it over HTTPS, certificate included, and that plain HTTP
 	// redirects. Empty: verify reaches the load balancer by its own DNS name.
-	Domain     string     `yaml:"domain,omitempty"`
-	Network    Network    `yaml:"network"`
-	Deployment Deployment `yaml:"deployment"`
-	Schedule   *Schedule  `yaml:"schedule"` // nil: always on
-	Logs       Logs       `yaml:"logs"`
-	Stores     Stores     `yaml:"stores"`
+	Domain string `yaml:"domain,omitempty"`
+	// CertificateARN is the ACM certificate of Domain for the ALB's HTTPS listener; empty:
+	// vmctl infra requests one for Domain (DNS validation, through HostedZoneID when set).
+	CertificateARN string `yaml:"certificate_arn,omitempty"`
+	// HostedZoneID is Domain's Route 53 zone: it validates the certificate vmctl infra
+	// requests and points Domain at the load balancer. Empty: both are done by hand.
+	HostedZoneID string     `yaml:"hosted_zone_id,omitempty"`
+	Network      Network    `yaml:"network"`
+	Deployment   Deployment `yaml:"deployment"`
+	Schedule     *Schedule  `yaml:"schedule"` // nil: always on
+	Logs         Logs       `yaml:"logs"`
+	Stores       Stores     `yaml:"stores"`
+	Alarms       Alarms     `yaml:"alarms"` // seed §7.3
+	Budget       *Budget    `yaml:"budget"` // seed §6.3; vmctl infra requires it
+}
+
+// Alarms is where the foundation's CloudWatch alarms and budget alerts go: one SNS topic.
+type Alarms struct {
+	// Notify lists the topic's subscriptions: e-mail addresses, or https:// endpoints
+	// (a Slack or PagerDuty webhook).
+	Notify []string `yaml:"notify"`
+}
+
+// Budget is the environment's AWS Budget and cost anomaly alert.
+type Budget struct {
+	MonthlyUSD     int `yaml:"monthly_usd"`     // alerts at 80 % actual and 100 % forecast
+	AnomalyPercent int `yaml:"anomaly_percent"` // a cost anomaly this far above expected alerts
 }
 
 // Network is the VPC the services run in.
 type Network struct {
-	VPCID   string  `yaml:"vpc_id"`
+	// VPCID names an existing VPC (bring your own network); then every subnet names its id
+	// too. Empty: the foundation stack creates the VPC and its subnets.
+	VPCID   string  `yaml:"vpc_id,omitempty"`
 	CIDR    string  `yaml:"cidr"`
 	Subnets Subnets `yaml:"subnets"`
-	// SecurityGroups maps a role to a security group id: alb, every service, and optionally
-	// rds, redis and efs.
-	SecurityGroups map[string]string `yaml:"security_groups"`
+	// NATGateways is 1 (one shared NAT gateway) or one per availability zone (prod: an AZ
+	// outage keeps the other zone's egress).
+	NATGateways int `yaml:"nat_gateways"`
+	// SecurityGroups maps a role (alb, a service, rds, redis, efs) to an existing security
+	// group; a role left out gets the foundation's group with exactly seed §2.2's rules.
+	SecurityGroups map[string]string `yaml:"security_groups,omitempty"`
+	// BastionSecurityGroup is the bastion's group; when set, OpenVoice's hosts accept SSH
+	// (22) from it and from nothing else. Empty: no SSH at all (SSM reaches the hosts).
+	BastionSecurityGroup string `yaml:"bastion_security_group,omitempty"`
 }
 
 // Subnets are the VPC's tiers; each spans at least two availability zones.
@@ -114,7 +143,7 @@ type Subnets struct {
 
 // Subnet is one subnet; CIDR and AZ document it and are checked against the VPC and region.
 type Subnet struct {
-	ID   string `yaml:"id"`
+	ID   string `yaml:"id,omitempty"` // an existing subnet; empty: the foundation creates it
 	CIDR string `yaml:"cidr"`
 	AZ   string `yaml:"az"`
 }
@@ -149,26 +178,36 @@ type Stores struct {
 
 // Postgres is the RDS PostgreSQL instance.
 type Postgres struct {
-	Endpoint string `yaml:"endpoint"` // host:port
-	MultiAZ  bool   `yaml:"multi_az"`
+	// Endpoint names an existing database (host:port); empty: the foundation's RDS instance.
+	Endpoint            string `yaml:"endpoint,omitempty"`
+	MultiAZ             bool   `yaml:"multi_az"`
+	InstanceClass       string `yaml:"instance_class"`        // e.g. db.t4g.medium
+	StorageGiB          int    `yaml:"storage_gib"`           // allocated gp3 storage
+	EngineVersion       string `yaml:"engine_version"`        // PostgreSQL major version, e.g. "16"
+	BackupRetentionDays int    `yaml:"backup_retention_days"` // point-in-time recovery window, 1–35
 }
 
 // Redis is the ElastiCache Redis cache.
 type Redis struct {
-	Endpoint        string   `yaml:"endpoint"` // host:port
+	// Endpoint names an existing cache (host:port); empty: the foundation's replication group.
+	Endpoint        string   `yaml:"endpoint,omitempty"`
+	NodeType        string   `yaml:"node_type"` // e.g. cache.t4g.small
+	Replicas        int      `yaml:"replicas"`  // read replicas beside the primary; ≥1 fails over
 	VoiceProfileTTL Duration `yaml:"voice_profile_ttl"`
 }
 
 // EFS is the file system that backs the stack's named volumes.
 type EFS struct {
-	FileSystemID string `yaml:"file_system_id"`
+	// FileSystemID names an existing file system, whose volumes then name their access
+	// points; empty: the foundation creates both.
+	FileSystemID string `yaml:"file_system_id,omitempty"`
 	// Volumes maps a compose named volume to its access point.
 	Volumes map[string]Volume `yaml:"volumes"`
 }
 
 // Volume is one EFS access point.
 type Volume struct {
-	AccessPointID string `yaml:"access_point_id"`
+	AccessPointID string `yaml:"access_point_id,omitempty"`
 }
 
 // Service is how one compose service runs. All fields but GPU and Environment are for kind aws.
