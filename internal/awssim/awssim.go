@@ -1,6 +1,7 @@
 // Package awssim is test infrastructure: a local AWS that the real
 // aws-sdk-go-v2 clients reach through their base endpoint. It speaks the
-// real wire protocols (query/XML for STS, Auto Scaling and ELBv2; JSON 1.1
+// real wire protocols (query/XML for STS, Auto Scaling, ELBv2 and
+// CloudFormation; JSON 1.1
 // for ECR, ECS, SSM, CloudWatch Logs and Application Auto Scaling) with
 // AWS's shapes and error codes, for exactly the operations vmctl calls. It
 // never stands in for AWS in the product.
@@ -50,6 +51,7 @@ type Sim struct {
 	ssm      *ssmState
 	fleet    *fleet // Auto Scaling groups and their simulated instances
 	logs     *logStore
+	cfn      *cfnState // CloudFormation stacks (cloudformation*.go)
 }
 
 // JSONService handles one JSON 1.1 service's operations: it returns the
@@ -106,6 +108,7 @@ func New() *Sim {
 	s.registerAutoScaling()
 	s.registerLogs()
 	s.startCompute()
+	s.registerCloudFormation()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }

@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +34,9 @@ type compute struct {
 	policies  map[string]*scalingPolicy  // by namespace|resource|dimension|name
 	schedules map[string]*scheduledAction
 	pulled    map[string]string // image reference → digest, pulled once per simulator
+	providers  map[string]*capacityProvider // ECS capacity providers over Auto Scaling groups
+	namespaces map[string]string            // Cloud Map namespaces: name → ARN
+	tgSecond   time.Duration                // a second of a stack's target group timings
 
 	breaker      int           // circuit breaker threshold; 0: ECS's own rule
 	healthSecond time.Duration // how long a task definition's health-check second lasts
@@ -71,6 +75,8 @@ func (s *Sim) startCompute() {
 		policies:     map[string]*scalingPolicy{},
 		schedules:    map[string]*scheduledAction{},
 		pulled:       map[string]string{},
+		providers:    map[string]*capacityProvider{},
+		namespaces:   map[string]string{},
 		healthSecond: defaultHealthSecond,
 		stopTimeout:  defaultStopTimeout,
 		ctx:          ctx,
@@ -264,6 +270,10 @@ type ecsCluster struct {
 	tasks     map[string]*ecsTask
 	instances map[string]*containerInstance // by container instance ID
 	groups    []string                      // Auto Scaling groups whose instances join the cluster
+	providers map[string]string             // capacity provider → its Auto Scaling group
+	fargate   []string                      // FARGATE, FARGATE_SPOT as associated
+	insights  string                        // Container Insights: enabled | disabled
+	namespace string                        // Service Connect's default namespace
 }
 
 // CreateCluster makes an ECS cluster (vmctl creates none: the account has
@@ -278,7 +288,7 @@ func (s *Sim) CreateCluster(name string) {
 func (f *compute) cluster(name string) *ecsCluster {
 	c := f.clusters[name]
 	if c == nil {
-		c = &ecsCluster{name: name, services: map[string]*ecsService{}, tasks: map[string]*ecsTask{}, instances: map[string]*containerInstance{}}
+		c = &ecsCluster{name: name, services: map[string]*ecsService{}, tasks: map[string]*ecsTask{}, instances: map[string]*containerInstance{}, providers: map[string]string{}}
 		f.clusters[name] = c
 	}
 	return c
@@ -361,13 +371,14 @@ func (s *Sim) describeClusters(h arnHome, body []byte) (any, error) {
 			ClusterArn: c.arn(h), ClusterName: c.name, Status: "ACTIVE",
 			RegisteredContainerInstancesCount: len(c.activeInstances()),
 			CapacityProviders:                 []string{"FARGATE", "FARGATE_SPOT"},
-			Settings:                          []ecsKeyValue{{Name: "containerInsights", Value: "disabled"}},
+			Settings:                          []ecsKeyValue{{Name: "containerInsights", Value: cmp.Or(c.insights, "disabled")}},
 			Statistics:                        []ecsKeyValue{},
 			Tags:                              []ecsTag{},
 		}
-		for _, g := range c.groups {
-			co.CapacityProviders = append(co.CapacityProviders, g)
+		if c.fargate != nil {
+			co.CapacityProviders = slices.Clone(c.fargate)
 		}
+		co.CapacityProviders = append(co.CapacityProviders, slices.Sorted(maps.Keys(c.providers))...)
 		for _, t := range c.tasks {
 			switch {
 			case t.last == "RUNNING":

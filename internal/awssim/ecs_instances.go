@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -18,6 +19,7 @@ type containerInstance struct {
 	id           string
 	ec2          string
 	group        string
+	provider     string // the capacity provider it counts for
 	instanceType string
 	az           string
 	cpu, mem     int
@@ -68,6 +70,7 @@ func (s *Sim) RegisterContainerInstances(cluster, group string) {
 	if !slices.Contains(c.groups, group) {
 		c.groups = append(c.groups, group)
 	}
+	c.providers[group] = group
 	s.compute.mu.Unlock()
 	s.syncInstances()
 }
@@ -136,8 +139,13 @@ func (c *ecsCluster) addInstance(in Instance) {
 			"ecs.availability-zone": in.AZ,
 			"ecs.os-type":           "linux",
 			"ecs.cpu-architecture":  "x86_64",
-			"ecs.ami-id":            "ami-0awssim0000000000",
+			"ecs.ami-id":            cmp.Or(in.ImageID, "ami-0awssim0000000000"),
 		},
+	}
+	for p, g := range c.providers {
+		if g == in.Group {
+			ci.provider = p
+		}
 	}
 	if in.GPU != nil {
 		for i := range in.GPU.Count {
@@ -186,7 +194,7 @@ type ecsPlacement struct {
 func (f *compute) place(c *ecsCluster, d *taskDef, provider string, svc *ecsService, extra []placementRule) ecsPlacement {
 	var candidates []*containerInstance
 	for _, ci := range c.activeInstances() {
-		if provider == "" || ci.group == provider {
+		if provider == "" || ci.provider == provider {
 			candidates = append(candidates, ci)
 		}
 	}
@@ -242,6 +250,47 @@ func (f *compute) place(c *ecsCluster, d *taskDef, provider string, svc *ecsServ
 	return closest
 }
 
+// placeScaling places a task, and when it fits nowhere on a capacity
+// provider with managed scaling, grows the provider's Auto Scaling group
+// (one step at a time, up to its maximum) and places it on the new
+// instance, as ECS does once the instance has joined; the caller holds the
+// compute lock (the fleet's is taken inside it, never the other way round).
+func (s *Sim) placeScaling(c *ecsCluster, d *taskDef, provider string, svc *ecsService, extra []placementRule) ecsPlacement {
+	f := s.compute
+	for {
+		p := f.place(c, d, provider, svc, extra)
+		if p.instance != nil || !s.scaleOut(c, provider) {
+			return p
+		}
+	}
+}
+
+// scaleOut launches one more instance in a managed provider's group and
+// joins it to the cluster; it says whether it did.
+func (s *Sim) scaleOut(c *ecsCluster, provider string) bool {
+	cp := s.compute.providers[provider]
+	if cp == nil || !cp.managed || c.providers[provider] != cp.group {
+		return false
+	}
+	fl := s.fleet
+	fl.mu.Lock()
+	g := fl.groups[cp.group]
+	if g == nil || g.want >= g.max {
+		fl.mu.Unlock()
+		return false
+	}
+	g.want++
+	fl.reconcile(g)
+	members := fl.members(g.name)
+	fl.mu.Unlock()
+	for _, in := range members {
+		if c.instanceByEC2(in.ID) == nil {
+			c.addInstance(in)
+		}
+	}
+	return true
+}
+
 func matchesAll(exprs []ecsExpression, attrs map[string]string) bool {
 	for _, x := range exprs {
 		if !x.matches(attrs) {
@@ -270,7 +319,7 @@ func resolveLaunch(c *ecsCluster, d *taskDef, launchType string, strategy []capa
 		weighted := false
 		for _, it := range strategy {
 			p := it.CapacityProvider
-			if p != "FARGATE" && p != "FARGATE_SPOT" && !slices.Contains(c.groups, p) {
+			if _, ok := c.providers[p]; p != "FARGATE" && p != "FARGATE_SPOT" && !ok {
 				return ecsInvalid("The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.")
 			}
 			lt := "EC2"
@@ -397,7 +446,7 @@ func (ci *containerInstance) out(h arnHome, c *ecsCluster) ecsContainerInstanceO
 		}
 	}
 	o := ecsContainerInstanceOut{
-		ContainerInstanceArn: ci.arn(h, c.name), Ec2InstanceID: ci.ec2, CapacityProviderName: ci.group,
+		ContainerInstanceArn: ci.arn(h, c.name), Ec2InstanceID: ci.ec2, CapacityProviderName: ci.provider,
 		Version: 1, VersionInfo: map[string]string{"agentVersion": "1.89.0", "agentHash": "awssim", "dockerVersion": "DockerVersion: 20.10.25"},
 		RegisteredResources: ecsResources(ci.cpu, ci.mem, ci.gpuIDs, len(ci.gpuIDs) > 0),
 		RemainingResources:  ecsResources(ci.cpu-usedCPU, ci.mem-usedMem, free, len(ci.gpuIDs) > 0),

@@ -889,7 +889,6 @@ func taskFailed(t *ecsTask) bool {
 
 // launchFor places and starts n tasks of a deployment; the caller holds the lock.
 func (s *Sim) launchFor(svc *ecsService, d *ecsDeployment, n int) {
-	f := s.compute
 	counts := map[string]int{}
 	for _, t := range svc.tasks(d) {
 		counts[t.provider]++
@@ -899,7 +898,7 @@ func (s *Sim) launchFor(svc *ecsService, d *ecsDeployment, n int) {
 		lt := pickLaunch(svc.launchType, svc.strategy, counts)
 		var p ecsPlacement
 		if lt.launchType == "EC2" {
-			p = f.place(svc.cluster, d.def, lt.provider, svc, svc.constraints)
+			p = s.placeScaling(svc.cluster, d.def, lt.provider, svc, svc.constraints)
 			if p.instance == nil {
 				svc.event("was unable to place a task because no container instance met all of its requirements. %s For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", p.message)
 				break

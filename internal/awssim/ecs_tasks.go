@@ -331,7 +331,7 @@ func (s *Sim) runTask(h arnHome, body []byte) (any, error) {
 		lt := pickLaunch(in.LaunchType, in.CapacityProviderStrategy, counts)
 		var p ecsPlacement
 		if lt.launchType == "EC2" {
-			p = f.place(c, d, lt.provider, nil, in.PlacementConstraints)
+			p = s.placeScaling(c, d, lt.provider, nil, in.PlacementConstraints)
 			if p.instance == nil {
 				if p.reason == "RESOURCE:CONTAINER_INSTANCE" {
 					return nil, ecsInvalid("%s", p.message)

@@ -66,27 +66,30 @@ type TargetGroupSpec struct {
 }
 
 type loadBalancer struct {
-	id, name string
-	created  time.Time
-	srv      *httptest.Server
-	rules    []lbRule
-	next     int // round robin
-}
-
-type lbRule struct {
-	priority int              // 1 to 50000, lowest first; 0 for the default action
-	texts    []string         // the path patterns as given
-	patterns []*regexp.Regexp // none: the default action
-	tg       *targetGroup
+	id, name  string
+	created   time.Time
+	srv       *httptest.Server
+	listeners []*lbListener // elbv2_listeners.go
+	next      int           // round robin
+	scheme    string        // internet-facing unless the template says otherwise
+	subnets   []string
+	sgs       []string
 }
 
 type targetGroup struct {
 	id      string
 	spec    TargetGroupSpec
 	created time.Time
-	lbs     []*loadBalancer
+	lbs     []*loadBalancer // those whose listeners refer to it (relink)
 	targets []*elbTarget
+	gone    bool // deleted: its prober stops
+	vpc     string
+	shown   tgSeconds // the health check as the template gave it, in seconds
 }
+
+// tgSeconds is a target group's health check as configured: what
+// DescribeTargetGroups reports, while probes run on the simulator's clock.
+type tgSeconds struct{ interval, timeout, delay int }
 
 type elbTarget struct {
 	port                int
@@ -191,33 +194,28 @@ func (s *Sim) AttachTargetGroupAt(lbARN, tgARN string, priority int, pathPattern
 	if tg == nil {
 		return fmt.Errorf("no target group %s", tgARN)
 	}
-	rule := lbRule{tg: tg, texts: slices.Clone(pathPatterns)}
-	for _, p := range pathPatterns {
-		rule.patterns = append(rule.patterns, elbPathPattern(p))
-	}
-	if len(rule.patterns) == 0 {
-		lb.rules = append(lb.rules, rule) // the default action goes last
-	} else {
-		top := 0
-		for _, r := range lb.rules {
-			if r.priority == priority && priority != 0 {
-				return fmt.Errorf("priority %d is in use on the listener of %s", priority, lb.name)
-			}
-			top = max(top, r.priority)
+	l := lb.testListener()
+	if len(pathPatterns) == 0 {
+		if l.def.typ != "forward" { // the first group attached without patterns takes the default action
+			l.def = forwardAction(tg)
 		}
-		if priority < 0 || priority > 50000 {
-			return fmt.Errorf("priority %d is outside 1 to 50000", priority)
-		}
-		rule.priority = cmp.Or(priority, top+1)
-		i := slices.IndexFunc(lb.rules, func(r lbRule) bool { return len(r.patterns) == 0 || r.priority > rule.priority })
-		if i < 0 {
-			i = len(lb.rules)
-		}
-		lb.rules = slices.Insert(lb.rules, i, rule)
+		f.relink()
+		return nil
 	}
-	if !slices.Contains(tg.lbs, lb) {
-		tg.lbs = append(tg.lbs, lb)
+	top := 0
+	for _, r := range l.rules {
+		if r.priority == priority && priority != 0 {
+			return fmt.Errorf("priority %d is in use on the listener of %s", priority, lb.name)
+		}
+		top = max(top, r.priority)
 	}
+	if priority < 0 || priority > 50000 {
+		return fmt.Errorf("priority %d is outside 1 to 50000", priority)
+	}
+	if err := l.addRule(&lbRule{id: computeHex(16), priority: cmp.Or(priority, top+1), texts: slices.Clone(pathPatterns), action: forwardAction(tg)}); err != nil {
+		return err
+	}
+	f.relink()
 	return nil
 }
 
@@ -383,6 +381,10 @@ func (s *Sim) probeTargets(tg *targetGroup) {
 		case <-tick.C:
 		}
 		f.mu.Lock()
+		if tg.gone {
+			f.mu.Unlock()
+			return
+		}
 		var targets []*elbTarget
 		for _, tt := range tg.targets {
 			if tt.state != "draining" {
@@ -469,9 +471,18 @@ func (s *Sim) lbProxy(lb *loadBalancer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := s.compute
 		f.mu.Lock()
-		port := lb.pick(r.URL.Path)
+		act, port := lb.route(r.URL.Path)
 		f.mu.Unlock()
-		if port == 0 {
+		switch {
+		case act.typ == "redirect":
+			http.Redirect(w, r, act.redirectURL(r), act.redirectCode())
+			return
+		case act.typ == "fixed-response":
+			w.Header().Set("Content-Type", cmp.Or(act.contentType, "text/plain"))
+			w.WriteHeader(act.fixedCode())
+			_, _ = io.WriteString(w, act.body)
+			return
+		case port == 0:
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = io.WriteString(w, "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n")
@@ -490,38 +501,48 @@ func (s *Sim) lbProxy(lb *loadBalancer) http.Handler {
 	})
 }
 
-// pick chooses the target port for a path, 0 for none: the rules are kept
-// in priority order, the default action last, and the first that matches
-// decides, as on an ALB listener; the caller holds the lock.
-func (lb *loadBalancer) pick(path string) int {
-	for _, rule := range lb.rules {
-		matched := len(rule.patterns) == 0
-		for _, p := range rule.patterns {
-			matched = matched || p.MatchString(path)
-		}
-		if !matched {
-			continue
-		}
-		var healthy, others []*elbTarget
-		for _, tt := range rule.tg.targets {
-			switch tt.state {
-			case "healthy":
-				healthy = append(healthy, tt)
-			case "unhealthy", "initial":
-				others = append(others, tt)
-			}
-		}
-		pool := healthy
-		if len(pool) == 0 {
-			pool = others
-		}
-		if len(pool) == 0 {
-			return 0
-		}
-		lb.next++
-		return pool[lb.next%len(pool)].port
+// route decides what the served listener does with a path: the rules in
+// priority order, the first that matches, else the default action; for a
+// forward, the target port (0 for none) round robin over the healthy
+// targets, or over all of them when none is healthy, as an ALB fails open.
+// The caller holds the lock.
+func (lb *loadBalancer) route(path string) (lbAction, int) {
+	l := lb.served()
+	if l == nil {
+		return lbAction{}, 0
 	}
-	return 0
+	act := l.def
+	for _, rule := range l.rules {
+		if slices.ContainsFunc(rule.patterns, func(p *regexp.Regexp) bool { return p.MatchString(path) }) {
+			act = rule.action
+			break
+		}
+	}
+	if act.typ != "forward" {
+		return act, 0
+	}
+	tg := act.pickGroup(lb.next)
+	if tg == nil {
+		return act, 0
+	}
+	var healthy, others []*elbTarget
+	for _, tt := range tg.targets {
+		switch tt.state {
+		case "healthy":
+			healthy = append(healthy, tt)
+		case "unhealthy", "initial":
+			others = append(others, tt)
+		}
+	}
+	pool := healthy
+	if len(pool) == 0 {
+		pool = others
+	}
+	if len(pool) == 0 {
+		return act, 0
+	}
+	lb.next++
+	return act, pool[lb.next%len(pool)].port
 }
 
 // ---- the query API
@@ -649,7 +670,7 @@ func (s *Sim) elbv2(r *http.Request, op string) (any, error) {
 		result, err = s.describeTargetGroups(h, r.PostForm)
 	case "DescribeTargetHealth":
 		result, err = s.describeTargetHealth(h, r.PostForm)
-	case "DescribeListeners": // provision.go
+	case "DescribeListeners": // elbv2_listeners.go
 		result, err = s.describeListeners(h, r.PostForm)
 	case "DescribeRules":
 		result, err = s.describeRules(h, r.PostForm)
@@ -709,10 +730,19 @@ func (s *Sim) describeLoadBalancers(h arnHome, form url.Values) (any, error) {
 	for _, lb := range lbs {
 		o := elbLoadBalancerOut{
 			LoadBalancerArn: lb.arn(h), DNSName: lb.srv.Listener.Addr().String(), CanonicalHostedZoneId: "Z14GRHDCWA56QT",
-			CreatedTime: elbTime(lb.created), LoadBalancerName: lb.name, Scheme: "internet-facing", VpcId: "vpc-awssim",
+			CreatedTime: elbTime(lb.created), LoadBalancerName: lb.name, Scheme: cmp.Or(lb.scheme, "internet-facing"), VpcId: "vpc-awssim",
 			Type: "application", IpAddressType: "ipv4",
 			AvailabilityZones: elbList[elbZone]{{ZoneName: h.region + "a", SubnetId: "subnet-awssima"}, {ZoneName: h.region + "c", SubnetId: "subnet-awssimc"}},
 			SecurityGroups:    elbList[string]{"sg-awssim"},
+		}
+		if len(lb.subnets) > 0 {
+			o.AvailabilityZones = elbList[elbZone]{}
+			for i, sn := range lb.subnets {
+				o.AvailabilityZones = append(o.AvailabilityZones, elbZone{ZoneName: h.region + string("acd"[i%3]), SubnetId: sn})
+			}
+		}
+		if len(lb.sgs) > 0 {
+			o.SecurityGroups = elbList[string](slices.Clone(lb.sgs))
 		}
 		o.State.Code = "active"
 		out.LoadBalancers = append(out.LoadBalancers, o)
@@ -777,9 +807,9 @@ func (s *Sim) describeTargetGroups(h arnHome, form url.Values) (any, error) {
 	}{TargetGroups: elbList[elbTargetGroupOut]{}}
 	for _, tg := range tgs {
 		o := elbTargetGroupOut{
-			TargetGroupArn: tg.arn(h), TargetGroupName: tg.spec.Name, Protocol: "HTTP", Port: tg.spec.Port, VpcId: "vpc-awssim",
+			TargetGroupArn: tg.arn(h), TargetGroupName: tg.spec.Name, Protocol: "HTTP", Port: tg.spec.Port, VpcId: cmp.Or(tg.vpc, "vpc-awssim"),
 			HealthCheckProtocol: "HTTP", HealthCheckPort: "traffic-port", HealthCheckEnabled: true,
-			HealthCheckIntervalSeconds: elbSeconds(tg.spec.Interval), HealthCheckTimeoutSeconds: elbSeconds(tg.spec.Timeout),
+			HealthCheckIntervalSeconds: cmp.Or(tg.shown.interval, elbSeconds(tg.spec.Interval)), HealthCheckTimeoutSeconds: cmp.Or(tg.shown.timeout, elbSeconds(tg.spec.Timeout)),
 			HealthyThresholdCount: tg.spec.HealthyThreshold, UnhealthyThresholdCount: tg.spec.UnhealthyThreshold,
 			HealthCheckPath: tg.spec.HealthPath, LoadBalancerArns: elbList[string]{},
 			TargetType: "ip", ProtocolVersion: "HTTP1", IpAddressType: "ipv4",

@@ -16,6 +16,7 @@ type Instance struct {
 	InstanceType string // default g4dn.xlarge with a GPU, m5.large without
 	AZ           string // default ap-northeast-1a / 1c, alternating
 	Lifecycle    string // Auto Scaling lifecycle state; default InService
+	ImageID      string // the AMI its launch template names
 	GPU          *GPUFacts
 }
 

@@ -26,6 +26,7 @@ const (
 
 type ssmState struct {
 	mu       sync.Mutex
+	params   map[string]string // the parameter store: AWS's public parameters
 	commands map[string]*ssmCommand
 	order    []string
 	latency  time.Duration
@@ -48,7 +49,11 @@ type ssmInvocation struct {
 }
 
 func (s *Sim) registerSSM() {
-	s.ssm = &ssmState{commands: map[string]*ssmCommand{}}
+	s.ssm = &ssmState{commands: map[string]*ssmCommand{}, params: map[string]string{
+		// AWS publishes the current ECS GPU-optimized AMI here; a launch
+		// template's ImageId parameter resolves through it.
+		ECSGPUAMIParameter: ECSGPUAMI,
+	}}
 	s.RegisterJSON(ssmTarget, JSONService{Name: "SSM", Handler: s.serveSSM})
 }
 
@@ -60,7 +65,48 @@ func (s *Sim) SetSSMLatency(d time.Duration) {
 	s.ssm.latency = d
 }
 
+// ECSGPUAMIParameter is the public SSM parameter naming the recommended
+// Amazon ECS GPU-optimized AMI, and ECSGPUAMI the simulator's answer.
+const (
+	ECSGPUAMIParameter = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+	ECSGPUAMI          = "ami-0a5e7c2d9b1f4e6a3"
+)
+
+// ssmParameter reads the parameter store.
+func (s *Sim) ssmParameter(name string) (string, bool) {
+	s.ssm.mu.Lock()
+	defer s.ssm.mu.Unlock()
+	v, ok := s.ssm.params[name]
+	return v, ok
+}
+
+type ssmParameterOut struct {
+	Name     string `json:"Name"`
+	Type     string `json:"Type"`
+	Value    string `json:"Value"`
+	Version  int    `json:"Version"`
+	ARN      string `json:"ARN"`
+	DataType string `json:"DataType"`
+}
+
+func (s *Sim) ssmGetParameters(names []string, region string) ([]ssmParameterOut, []string) {
+	var found []ssmParameterOut
+	var invalid []string
+	for _, n := range names {
+		v, ok := s.ssmParameter(n)
+		if !ok {
+			invalid = append(invalid, n)
+			continue
+		}
+		found = append(found, ssmParameterOut{Name: n, Type: "String", Value: v, Version: 1, DataType: "text",
+			ARN: "arn:aws:ssm:" + region + "::parameter" + n})
+	}
+	return found, invalid
+}
+
 type ssmRequest struct {
+	Name           string              `json:"Name"`
+	Names          []string            `json:"Names"`
 	DocumentName   string              `json:"DocumentName"`
 	InstanceIDs    []string            `json:"InstanceIds"`
 	Targets        []json.RawMessage   `json:"Targets"`
@@ -89,6 +135,15 @@ func (s *Sim) serveSSM(r *http.Request, op string, body []byte) (any, error) {
 		return s.ssmGetCommandInvocation(in)
 	case "ListCommandInvocations":
 		return s.ssmListCommandInvocations(in)
+	case "GetParameter":
+		found, _ := s.ssmGetParameters([]string{in.Name}, signingRegion(r))
+		if len(found) == 0 {
+			return nil, Errorf("ParameterNotFound", "")
+		}
+		return map[string]any{"Parameter": found[0]}, nil
+	case "GetParameters":
+		found, invalid := s.ssmGetParameters(in.Names, signingRegion(r))
+		return map[string]any{"Parameters": append([]ssmParameterOut{}, found...), "InvalidParameters": append([]string{}, invalid...)}, nil
 	}
 	return nil, UnknownOperation(op)
 }
