@@ -49,18 +49,18 @@ type cfnStack struct {
 	updated     time.Time
 	deleted     time.Time
 
-	body      string
-	tmpl      *cfnTemplate
-	params    []cfnParam
-	resources map[string]*cfnResource
-	outputs   []cfnOutputOut
-	events    []cfnEventOut
+	body       string
+	tmpl       *cfnTemplate
+	params     []cfnParam
+	resources  map[string]*cfnResource
+	outputs    []cfnOutputOut
+	events     []cfnEventOut
 	changeSets []*cfnChangeSet
 
-	capabilities []string
-	tags         []cfnTag
+	capabilities    []string
+	tags            []cfnTag
 	disableRollback bool
-	drift        *cfnDriftCheck
+	drift           *cfnDriftCheck
 }
 
 // cfnParam is a parameter as the stack holds it: the value given (or the
@@ -127,23 +127,23 @@ func (s *Sim) SetCloudFormationStep(d time.Duration) {
 // cfnFields are the request fields each operation models; any other is
 // refused, naming it.
 var cfnFields = map[string][]string{
-	"CreateChangeSet":   {"StackName", "ChangeSetName", "ChangeSetType", "TemplateBody", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "Description", "OnStackFailure", "ClientToken"},
-	"DescribeChangeSet": {"StackName", "ChangeSetName", "NextToken", "IncludePropertyValues"},
-	"ExecuteChangeSet":  {"StackName", "ChangeSetName", "DisableRollback", "ClientRequestToken"},
-	"DeleteChangeSet":   {"StackName", "ChangeSetName"},
-	"ListChangeSets":    {"StackName", "NextToken"},
-	"CreateStack":       {"StackName", "TemplateBody", "Parameters", "Capabilities", "Tags", "DisableRollback", "OnFailure", "ClientRequestToken"},
-	"UpdateStack":       {"StackName", "TemplateBody", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "DisableRollback", "ClientRequestToken"},
-	"DeleteStack":       {"StackName", "RetainResources", "ClientRequestToken"},
-	"DescribeStacks":    {"StackName", "NextToken"},
-	"DescribeStackEvents":    {"StackName", "NextToken"},
-	"DescribeStackResources": {"StackName", "LogicalResourceId", "PhysicalResourceId"},
-	"DescribeStackResource":  {"StackName", "LogicalResourceId"},
-	"ListStackResources":     {"StackName", "NextToken"},
-	"ListStacks":             {"NextToken", "StackStatusFilter"},
-	"GetTemplate":            {"StackName", "ChangeSetName", "TemplateStage"},
-	"ValidateTemplate":       {"TemplateBody"},
-	"DetectStackDrift":       {"StackName", "LogicalResourceIds"},
+	"CreateChangeSet":                   {"StackName", "ChangeSetName", "ChangeSetType", "TemplateBody", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "Description", "OnStackFailure", "ClientToken"},
+	"DescribeChangeSet":                 {"StackName", "ChangeSetName", "NextToken", "IncludePropertyValues"},
+	"ExecuteChangeSet":                  {"StackName", "ChangeSetName", "DisableRollback", "ClientRequestToken"},
+	"DeleteChangeSet":                   {"StackName", "ChangeSetName"},
+	"ListChangeSets":                    {"StackName", "NextToken"},
+	"CreateStack":                       {"StackName", "TemplateBody", "Parameters", "Capabilities", "Tags", "DisableRollback", "OnFailure", "ClientRequestToken"},
+	"UpdateStack":                       {"StackName", "TemplateBody", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "DisableRollback", "ClientRequestToken"},
+	"DeleteStack":                       {"StackName", "RetainResources", "ClientRequestToken"},
+	"DescribeStacks":                    {"StackName", "NextToken"},
+	"DescribeStackEvents":               {"StackName", "NextToken"},
+	"DescribeStackResources":            {"StackName", "LogicalResourceId", "PhysicalResourceId"},
+	"DescribeStackResource":             {"StackName", "LogicalResourceId"},
+	"ListStackResources":                {"StackName", "NextToken"},
+	"ListStacks":                        {"NextToken", "StackStatusFilter"},
+	"GetTemplate":                       {"StackName", "ChangeSetName", "TemplateStage"},
+	"ValidateTemplate":                  {"TemplateBody"},
+	"DetectStackDrift":                  {"StackName", "LogicalResourceIds"},
 	"DescribeStackDriftDetectionStatus": {"StackDriftDetectionId"},
 }
 
@@ -257,7 +257,9 @@ func (c *cfnState) findStack(h arnHome, ref string) *cfnStack {
 	return nil
 }
 
-func (st *cfnStack) inProgress() bool { return strings.HasSuffix(st.status, "_IN_PROGRESS") && st.status != "REVIEW_IN_PROGRESS" }
+func (st *cfnStack) inProgress() bool {
+	return strings.HasSuffix(st.status, "_IN_PROGRESS") && st.status != "REVIEW_IN_PROGRESS"
+}
 
 func (st *cfnStack) changeSet(ref string) *cfnChangeSet {
 	for _, cs := range st.changeSets {
@@ -566,8 +568,8 @@ type cfnChangeDetailOut struct {
 		Name               string `xml:",omitempty"`
 		RequiresRecreation string `xml:",omitempty"`
 	}
-	Evaluation   string
-	ChangeSource string `xml:",omitempty"`
+	Evaluation    string
+	ChangeSource  string `xml:",omitempty"`
 	CausingEntity string `xml:",omitempty"`
 }
 

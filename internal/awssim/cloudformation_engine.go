@@ -2,8 +2,8 @@ package awssim
 
 import (
 	"fmt"
-	"net/url"
 	"maps"
+	"net/url"
 	"reflect"
 	"slices"
 	"sort"

@@ -77,19 +77,27 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::EC2::Subnet": {ref: id("subnet-"), replaceOn: []string{"CidrBlock", "VpcId", "AvailabilityZone"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"SubnetId": r.physical, "VpcId": propString(r.props, "VpcId"), "AvailabilityZone": propString(r.props, "AvailabilityZone"), "CidrBlock": propString(r.props, "CidrBlock")}
 	}},
-	"AWS::EC2::InternetGateway":               {ref: id("igw-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"InternetGatewayId": r.physical} }},
-	"AWS::EC2::VPCGatewayAttachment":          {ref: func(x *cfnOp, r *cfnResource) string { return "IGW|" + propString(r.props, "VpcId") }, replaceOn: []string{"VpcId", "InternetGatewayId"}},
-	"AWS::EC2::EIP":                           {ref: func(*cfnOp, *cfnResource) string { return "203.0.113." + fmt.Sprint(1+int(computeHex(1)[0])%250) }, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"AllocationId": "eipalloc-" + computeHex(9)[:17], "PublicIp": r.physical} }},
-	"AWS::EC2::NatGateway":                    {ref: id("nat-"), replaceOn: []string{"SubnetId", "AllocationId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"NatGatewayId": r.physical} }},
-	"AWS::EC2::RouteTable":                    {ref: id("rtb-"), replaceOn: []string{"VpcId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"RouteTableId": r.physical} }},
-	"AWS::EC2::Route":                         {ref: func(x *cfnOp, r *cfnResource) string { return "rtb-route-" + computeHex(6) }, replaceOn: []string{"RouteTableId", "DestinationCidrBlock"}},
-	"AWS::EC2::SubnetRouteTableAssociation":   {ref: id("rtbassoc-"), replaceOn: []string{"SubnetId", "RouteTableId"}},
-	"AWS::EC2::VPCEndpoint":                   {ref: id("vpce-"), replaceOn: []string{"ServiceName", "VpcId", "VpcEndpointType"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical, "DnsEntries": []any{}, "NetworkInterfaceIds": []any{}} }},
-	"AWS::EC2::SecurityGroup":                 {ref: id("sg-"), replaceOn: []string{"GroupDescription", "GroupName", "VpcId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"GroupId": r.physical, "VpcId": propString(r.props, "VpcId")} }},
-	"AWS::EC2::SecurityGroupIngress":          {ref: id("sgr-"), replaceOn: []string{"GroupId", "IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
-	"AWS::EC2::SecurityGroupEgress":           {ref: id("sgr-"), replaceOn: []string{"GroupId", "IpProtocol", "FromPort", "ToPort", "CidrIp", "DestinationSecurityGroupId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
-	"AWS::EC2::FlowLog":                       {ref: id("fl-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
-	"AWS::EC2::Instance":                      {ref: id("i-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"InstanceId": r.physical, "PrivateIp": "10.0.1.10", "PublicIp": "203.0.113.10", "PrivateDnsName": "ip-10-0-1-10.ec2.internal"} }},
+	"AWS::EC2::InternetGateway":      {ref: id("igw-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"InternetGatewayId": r.physical} }},
+	"AWS::EC2::VPCGatewayAttachment": {ref: func(x *cfnOp, r *cfnResource) string { return "IGW|" + propString(r.props, "VpcId") }, replaceOn: []string{"VpcId", "InternetGatewayId"}},
+	"AWS::EC2::EIP": {ref: func(*cfnOp, *cfnResource) string { return "203.0.113." + fmt.Sprint(1+int(computeHex(1)[0])%250) }, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"AllocationId": "eipalloc-" + computeHex(9)[:17], "PublicIp": r.physical}
+	}},
+	"AWS::EC2::NatGateway":                  {ref: id("nat-"), replaceOn: []string{"SubnetId", "AllocationId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"NatGatewayId": r.physical} }},
+	"AWS::EC2::RouteTable":                  {ref: id("rtb-"), replaceOn: []string{"VpcId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"RouteTableId": r.physical} }},
+	"AWS::EC2::Route":                       {ref: func(x *cfnOp, r *cfnResource) string { return "rtb-route-" + computeHex(6) }, replaceOn: []string{"RouteTableId", "DestinationCidrBlock"}},
+	"AWS::EC2::SubnetRouteTableAssociation": {ref: id("rtbassoc-"), replaceOn: []string{"SubnetId", "RouteTableId"}},
+	"AWS::EC2::VPCEndpoint": {ref: id("vpce-"), replaceOn: []string{"ServiceName", "VpcId", "VpcEndpointType"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"Id": r.physical, "DnsEntries": []any{}, "NetworkInterfaceIds": []any{}}
+	}},
+	"AWS::EC2::SecurityGroup": {ref: id("sg-"), replaceOn: []string{"GroupDescription", "GroupName", "VpcId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"GroupId": r.physical, "VpcId": propString(r.props, "VpcId")}
+	}},
+	"AWS::EC2::SecurityGroupIngress": {ref: id("sgr-"), replaceOn: []string{"GroupId", "IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
+	"AWS::EC2::SecurityGroupEgress":  {ref: id("sgr-"), replaceOn: []string{"GroupId", "IpProtocol", "FromPort", "ToPort", "CidrIp", "DestinationSecurityGroupId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
+	"AWS::EC2::FlowLog":              {ref: id("fl-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
+	"AWS::EC2::Instance": {ref: id("i-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"InstanceId": r.physical, "PrivateIp": "10.0.1.10", "PublicIp": "203.0.113.10", "PrivateDnsName": "ip-10-0-1-10.ec2.internal"}
+	}},
 
 	// Identity, secrets and keys.
 	"AWS::IAM::Role": {ref: named("RoleName", 64), replaceOn: []string{"RoleName", "Path"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
@@ -101,17 +109,21 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::IAM::ManagedPolicy": {ref: func(x *cfnOp, r *cfnResource) string {
 		return "arn:aws:iam::" + x.st.home.account + ":policy/" + named("ManagedPolicyName", 128)(x, r)
 	}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"PolicyArn": r.physical} }},
-	"AWS::IAM::Policy":                    {ref: func(x *cfnOp, r *cfnResource) string { return physicalName(x, r, 128) }},
-	"AWS::IAM::RolePolicy":                {ref: func(x *cfnOp, r *cfnResource) string { return physicalName(x, r, 128) }},
-	"AWS::IAM::ServiceLinkedRole":         {ref: func(x *cfnOp, r *cfnResource) string { return "AWSServiceRoleFor" + physicalName(x, r, 40) }},
-	"AWS::KMS::Key":                       {ref: func(*cfnOp, *cfnResource) string { return uuid4() }, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Arn": x.st.home.arn("kms", "key/"+r.physical), "KeyId": r.physical} }},
-	"AWS::KMS::Alias":                     {ref: named("AliasName", 256), replaceOn: []string{"AliasName"}},
-	"AWS::SecretsManager::Secret":         {ref: arnOf("secretsmanager", "secret:", func(x *cfnOp, r *cfnResource) string { return named("Name", 256)(x, r) + "-" + computeHex(3) }), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
-	"AWS::SSM::Parameter":                 {ref: named("Name", 1024), replaceOn: []string{"Name"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Type": propString(r.props, "Type"), "Value": propString(r.props, "Value")} }},
+	"AWS::IAM::Policy":            {ref: func(x *cfnOp, r *cfnResource) string { return physicalName(x, r, 128) }},
+	"AWS::IAM::RolePolicy":        {ref: func(x *cfnOp, r *cfnResource) string { return physicalName(x, r, 128) }},
+	"AWS::IAM::ServiceLinkedRole": {ref: func(x *cfnOp, r *cfnResource) string { return "AWSServiceRoleFor" + physicalName(x, r, 40) }},
+	"AWS::KMS::Key": {ref: func(*cfnOp, *cfnResource) string { return uuid4() }, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"Arn": x.st.home.arn("kms", "key/"+r.physical), "KeyId": r.physical}
+	}},
+	"AWS::KMS::Alias":             {ref: named("AliasName", 256), replaceOn: []string{"AliasName"}},
+	"AWS::SecretsManager::Secret": {ref: arnOf("secretsmanager", "secret:", func(x *cfnOp, r *cfnResource) string { return named("Name", 256)(x, r) + "-" + computeHex(3) }), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical} }},
+	"AWS::SSM::Parameter": {ref: named("Name", 1024), replaceOn: []string{"Name"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"Type": propString(r.props, "Type"), "Value": propString(r.props, "Value")}
+	}},
 	"AWS::CertificateManager::Certificate": {ref: arnOf("acm", "certificate/", func(*cfnOp, *cfnResource) string { return uuid4() }), replaceOn: []string{"DomainName"}},
 
 	// Data stores.
-	"AWS::RDS::DBSubnetGroup": {ref: lower("DBSubnetGroupName", 255)},
+	"AWS::RDS::DBSubnetGroup":    {ref: lower("DBSubnetGroupName", 255)},
 	"AWS::RDS::DBParameterGroup": {ref: lower("DBParameterGroupName", 255)},
 	"AWS::RDS::DBInstance": {ref: lower("DBInstanceIdentifier", 63), replaceOn: []string{"DBInstanceIdentifier", "Engine", "DBName", "MasterUsername", "StorageEncrypted", "KmsKeyId", "DBSubnetGroupName"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		host := r.physical + ".c" + computeHex(6) + "." + x.st.home.region + ".rds.amazonaws.com"
@@ -130,7 +142,9 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::EFS::FileSystem": {ref: id("fs-"), replaceOn: []string{"Encrypted", "KmsKeyId", "PerformanceMode"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"FileSystemId": r.physical, "Arn": x.st.home.arn("elasticfilesystem", "file-system/"+r.physical)}
 	}},
-	"AWS::EFS::MountTarget": {ref: id("fsmt-"), replaceOn: []string{"FileSystemId", "SubnetId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"Id": r.physical, "IpAddress": "10.0.11.100"} }},
+	"AWS::EFS::MountTarget": {ref: id("fsmt-"), replaceOn: []string{"FileSystemId", "SubnetId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"Id": r.physical, "IpAddress": "10.0.11.100"}
+	}},
 	"AWS::EFS::AccessPoint": {ref: id("fsap-"), replaceOn: []string{"FileSystemId", "PosixUser", "RootDirectory"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"AccessPointId": r.physical, "Arn": x.st.home.arn("elasticfilesystem", "access-point/"+r.physical)}
 	}},
@@ -154,7 +168,9 @@ var cfnRecords = map[string]cfnRecord{
 		id, _, _ = strings.Cut(id, "|")
 		return map[string]any{"Arn": x.st.home.arn("wafv2", "regional/webacl/"+name+"/"+id), "Id": id, "LabelNamespace": "awswaf:" + x.st.home.account + ":webacl:" + name + ":"}
 	}},
-	"AWS::WAFv2::WebACLAssociation": {ref: func(x *cfnOp, r *cfnResource) string { return propString(r.props, "ResourceArn") + "|" + propString(r.props, "WebACLArn") }, replaceOn: []string{"ResourceArn", "WebACLArn"}},
+	"AWS::WAFv2::WebACLAssociation": {ref: func(x *cfnOp, r *cfnResource) string {
+		return propString(r.props, "ResourceArn") + "|" + propString(r.props, "WebACLArn")
+	}, replaceOn: []string{"ResourceArn", "WebACLArn"}},
 	"AWS::SNS::Topic": {ref: arnOf("sns", "", named("TopicName", 256)), replaceOn: []string{"TopicName"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"TopicArn": r.physical, "TopicName": arnName(r.physical)}
 	}},
@@ -167,7 +183,9 @@ var cfnRecords = map[string]cfnRecord{
 		return map[string]any{"Arn": x.st.home.arn("cloudwatch", "alarm:"+r.physical)}
 	}},
 	"AWS::CloudWatch::Dashboard": {ref: named("DashboardName", 255), replaceOn: []string{"DashboardName"}},
-	"AWS::Budgets::Budget":       {ref: func(x *cfnOp, r *cfnResource) string { return cmp.Or(propString(propMap(r.props, "Budget"), "BudgetName"), physicalName(x, r, 100)) }},
+	"AWS::Budgets::Budget": {ref: func(x *cfnOp, r *cfnResource) string {
+		return cmp.Or(propString(propMap(r.props, "Budget"), "BudgetName"), physicalName(x, r, 100))
+	}},
 	"AWS::CE::AnomalyMonitor": {ref: arnOf("ce", "anomalymonitor/", func(*cfnOp, *cfnResource) string { return uuid4() }), attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"MonitorArn": r.physical}
 	}},
@@ -180,8 +198,10 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::Events::Rule": {ref: named("Name", 64), replaceOn: []string{"Name"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"Arn": x.st.home.arn("events", "rule/"+r.physical)}
 	}},
-	"AWS::AutoScaling::ScheduledAction":        {ref: named("ScheduledActionName", 255), replaceOn: []string{"AutoScalingGroupName"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"ScheduledActionName": r.physical} }},
-	"AWS::AutoScaling::LifecycleHook":          {ref: named("LifecycleHookName", 255), replaceOn: []string{"AutoScalingGroupName", "LifecycleHookName"}},
+	"AWS::AutoScaling::ScheduledAction": {ref: named("ScheduledActionName", 255), replaceOn: []string{"AutoScalingGroupName"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
+		return map[string]any{"ScheduledActionName": r.physical}
+	}},
+	"AWS::AutoScaling::LifecycleHook": {ref: named("LifecycleHookName", 255), replaceOn: []string{"AutoScalingGroupName", "LifecycleHookName"}},
 	"AWS::ServiceDiscovery::PrivateDnsNamespace": {ref: id("ns-"), replaceOn: []string{"Name", "Vpc"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"Id": r.physical, "Arn": x.st.home.arn("servicediscovery", "namespace/"+r.physical), "HostedZoneId": "Z" + strings.ToUpper(computeHex(10))}
 	}},

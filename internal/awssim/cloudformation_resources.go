@@ -133,17 +133,17 @@ var cfnModelled map[string]*cfnHandler
 
 func init() {
 	cfnModelled = map[string]*cfnHandler{
-		"AWS::ECS::Cluster":                              ecsClusterHandler(),
-		"AWS::ECS::CapacityProvider":                     capacityProviderHandler(),
-		"AWS::ECS::ClusterCapacityProviderAssociations":  associationsHandler(),
-		"AWS::AutoScaling::AutoScalingGroup":             asGroupHandler(),
-		"AWS::EC2::LaunchTemplate":                       launchTemplateHandler(),
-		"AWS::ElasticLoadBalancingV2::LoadBalancer":      loadBalancerHandler(),
-		"AWS::ElasticLoadBalancingV2::TargetGroup":       targetGroupHandler(),
-		"AWS::ElasticLoadBalancingV2::Listener":          listenerHandler(),
-		"AWS::ElasticLoadBalancingV2::ListenerRule":      listenerRuleHandler(),
-		"AWS::Logs::LogGroup":                            logGroupHandler(),
-		"AWS::ServiceDiscovery::HttpNamespace":           namespaceHandler(),
+		"AWS::ECS::Cluster":                             ecsClusterHandler(),
+		"AWS::ECS::CapacityProvider":                    capacityProviderHandler(),
+		"AWS::ECS::ClusterCapacityProviderAssociations": associationsHandler(),
+		"AWS::AutoScaling::AutoScalingGroup":            asGroupHandler(),
+		"AWS::EC2::LaunchTemplate":                      launchTemplateHandler(),
+		"AWS::ElasticLoadBalancingV2::LoadBalancer":     loadBalancerHandler(),
+		"AWS::ElasticLoadBalancingV2::TargetGroup":      targetGroupHandler(),
+		"AWS::ElasticLoadBalancingV2::Listener":         listenerHandler(),
+		"AWS::ElasticLoadBalancingV2::ListenerRule":     listenerRuleHandler(),
+		"AWS::Logs::LogGroup":                           logGroupHandler(),
+		"AWS::ServiceDiscovery::HttpNamespace":          namespaceHandler(),
 	}
 }
 

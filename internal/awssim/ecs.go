@@ -25,15 +25,15 @@ import (
 // target groups and scale within scalable targets, so one lock guards all.
 // Docker calls and HTTP probes are never made under it.
 type compute struct {
-	mu        sync.Mutex
-	clusters  map[string]*ecsCluster
-	families  map[string][]*taskDef // revisions in order: revision n is [n-1]
-	lbs       map[string]*loadBalancer
-	tgs       map[string]*targetGroup
-	scalables map[string]*scalableTarget // by namespace|resource|dimension
-	policies  map[string]*scalingPolicy  // by namespace|resource|dimension|name
-	schedules map[string]*scheduledAction
-	pulled    map[string]string // image reference → digest, pulled once per simulator
+	mu         sync.Mutex
+	clusters   map[string]*ecsCluster
+	families   map[string][]*taskDef // revisions in order: revision n is [n-1]
+	lbs        map[string]*loadBalancer
+	tgs        map[string]*targetGroup
+	scalables  map[string]*scalableTarget // by namespace|resource|dimension
+	policies   map[string]*scalingPolicy  // by namespace|resource|dimension|name
+	schedules  map[string]*scheduledAction
+	pulled     map[string]string            // image reference → digest, pulled once per simulator
 	providers  map[string]*capacityProvider // ECS capacity providers over Auto Scaling groups
 	namespaces map[string]string            // Cloud Map namespaces: name → ARN
 	tgSecond   time.Duration                // a second of a stack's target group timings
