@@ -111,9 +111,9 @@ pages:
 	return nil
 }
 
-// cancelled is CloudFormation's reason on resources it stopped because another failed:
-// never the cause.
-const cancelled = "Resource creation cancelled"
+// cancelled ends CloudFormation's reason on resources it stopped because another failed
+// ("Resource creation cancelled", "Resource update cancelled"): never the cause.
+const cancelled = " cancelled"
 
 func (w *watcher) show(e types.StackEvent) {
 	status := string(e.ResourceStatus)
@@ -123,7 +123,7 @@ func (w *watcher) show(e types.StackEvent) {
 	switch {
 	case strings.HasSuffix(status, "_FAILED"):
 		ev.Status = progress.Error
-		if w.failure == nil && resource != w.name && !strings.Contains(reason, cancelled) {
+		if w.failure == nil && resource != w.name && !strings.HasSuffix(reason, cancelled) {
 			f := e
 			w.failure = &f
 		}
@@ -137,10 +137,10 @@ func (w *watcher) show(e types.StackEvent) {
 	default:
 		ev.Status = progress.Done
 	}
-	if resource != w.name {
-		ev.Detail = strings.TrimSpace(sdkaws.ToString(e.ResourceType) + " " + reason)
+	if typ := sdkaws.ToString(e.ResourceType); resource != w.name && typ != "" {
+		ev.Detail = typ
 		if reason != "" {
-			ev.Detail = sdkaws.ToString(e.ResourceType) + ": " + reason
+			ev.Detail += ": " + reason
 		}
 	}
 	w.out.Event(ev)
