@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/stack"
 )
@@ -64,7 +65,8 @@ func runPlan(ctx context.Context, f *Factory, g *globalOptions, o *planOptions) 
 	if err != nil {
 		return err
 	}
-	plan, err := ecs.Render(st, env, rel)
+	// Offline: an id the file leaves to the foundation shows as {vmctl-ENV:Output}.
+	plan, err := ecs.Render(st, infra.Offline(env), rel)
 	if err != nil {
 		return err
 	}
