@@ -125,6 +125,10 @@ func printPlan(ios *IOStreams, env *environment.Environment, p *ecs.Plan) error 
 	if p.Unpinned {
 		fmt.Fprintln(w, "Not pinned: some images are tags; a deploy needs a release with digests")
 	}
+	if infra.Needs(env) {
+		fmt.Fprintf(w, "Ids the file leaves out come from stack %s's outputs, shown as {%s:Output}; deploy reads them (vmctl infra apply --env %s creates the stack)\n",
+			infra.StackName(env.Name), infra.StackName(env.Name), env.Name)
+	}
 
 	section := func(title string) { fmt.Fprintf(w, "\n%s\n", title) }
 	section("Repositories (ECR)")
