@@ -125,6 +125,8 @@ func TestFoundationCheck(t *testing.T) {
 	assert.Contains(t, c.Detail, "stack vmctl-staging does not exist")
 	assert.Equal(t, "vmctl infra plan --env staging, then vmctl infra apply --env staging", c.Fix)
 
-	d.Foundation = func(context.Context, *environment.Environment) (string, error) { return "stack vmctl-staging CREATE_COMPLETE", nil }
+	d.Foundation = func(context.Context, *environment.Environment) (string, error) {
+		return "stack vmctl-staging CREATE_COMPLETE", nil
+	}
 	assert.Equal(t, OK, byName(Run(context.Background(), d))["Foundation (staging)"].Status)
 }
