@@ -46,7 +46,7 @@ health checks, and its targets behind the load balancer).
 With --all, the parity view: the release and digest of every service in each environment,
 local (the containers on this Docker Engine, matched to the releases built here) first, then
 every AWS environment file. An environment that cannot be read says why in one word
-(no-credentials, other-account, no-cluster, unreachable) instead of failing the view.`,
+(no-credentials, other-account, no-foundation, no-cluster, unreachable) instead of failing the view.`,
 		Example: `  vmctl status --env prod
   vmctl status --all --output json`,
 		Args: cobra.NoArgs,
@@ -250,6 +250,9 @@ func envParity(ctx context.Context, f *Factory, g *globalOptions, st *stack.Stac
 	}
 	if id.Account != env.AWS.AccountID {
 		return fail("other-account", fmt.Errorf("the credentials are for account %s, %s is account %s: set AWS_PROFILE to its profile", id.Account, name, env.AWS.AccountID))
+	}
+	if env, err = withFoundation(ctx, cfg, env); err != nil {
+		return fail("no-foundation", err)
 	}
 	plan, err := ecs.Render(st, env, release.Release{})
 	if err != nil {

@@ -14,12 +14,9 @@ import (
 	"github.com/vmctl/vmctl/internal/progress"
 )
 
-// statefulIDs are the resources that hold data. TODO(h1): Stateful, once the renderer lands.
-var statefulIDs = []string{"Database", "FileSystem", "VideoBucket", "DataKey"}
-
 // IsStateful says whether the logical id is a resource that holds data (the database,
 // the file system, the video bucket, the key that encrypts them).
-func IsStateful(logicalID string) bool { return slices.Contains(statefulIDs, logicalID) }
+func IsStateful(logicalID string) bool { return slices.Contains(Stateful, logicalID) }
 
 // WatchOptions say where stack events go and how often they are read.
 type WatchOptions struct {

@@ -19,7 +19,7 @@ import (
 
 const stackARN = "arn:aws:cloudformation:ap-northeast-1:111111111111:stack/vmctl-dev/1"
 
-func stack(status types.StackStatus, reason string) *cloudformation.DescribeStacksOutput {
+func stackOut(status types.StackStatus, reason string) *cloudformation.DescribeStacksOutput {
 	return &cloudformation.DescribeStacksOutput{Stacks: []types.Stack{{
 		StackName: sdkaws.String("vmctl-dev"), StackId: sdkaws.String(stackARN), StackStatus: status,
 		StackStatusReason: sdkaws.String(reason), CreationTime: sdkaws.Time(time.Unix(1e9, 0)),
@@ -43,12 +43,12 @@ func TestFailedUpdateNamesTheFirstFailureAndTheRollback(t *testing.T) {
 		"DescribeStacks": func(any) (any, error) {
 			switch {
 			case !executed:
-				return stack(types.StackStatusCreateComplete, ""), nil
+				return stackOut(types.StackStatusCreateComplete, ""), nil
 			case polls < 2:
 				polls++
-				return stack(types.StackStatusUpdateInProgress, ""), nil
+				return stackOut(types.StackStatusUpdateInProgress, ""), nil
 			}
-			return stack(types.StackStatusUpdateRollbackComplete, ""), nil
+			return stackOut(types.StackStatusUpdateRollbackComplete, ""), nil
 		},
 		"CreateChangeSet": func(in any) (any, error) {
 			cin := in.(*cloudformation.CreateChangeSetInput)
@@ -108,7 +108,7 @@ func TestReplacementsAreClassifiedAndStatefulOnesRefused(t *testing.T) {
 		return types.Change{ResourceChange: &types.ResourceChange{Action: types.ChangeActionModify, LogicalResourceId: sdkaws.String(id), ResourceType: sdkaws.String(typ), Replacement: r, PolicyAction: policy, PhysicalResourceId: sdkaws.String(id + "-1")}}
 	}
 	s := newStub(map[string]func(any) (any, error){
-		"DescribeStacks":  func(any) (any, error) { return stack(types.StackStatusUpdateRollbackComplete, ""), nil },
+		"DescribeStacks":  func(any) (any, error) { return stackOut(types.StackStatusUpdateRollbackComplete, ""), nil },
 		"CreateChangeSet": func(any) (any, error) { return &cloudformation.CreateChangeSetOutput{Id: sdkaws.String("cs-1")}, nil },
 		"DescribeChangeSet": func(any) (any, error) {
 			return &cloudformation.DescribeChangeSetOutput{Status: types.ChangeSetStatusCreateComplete, Changes: []types.Change{
@@ -156,7 +156,7 @@ func TestUnusableStacksNameTheirRecovery(t *testing.T) {
 		t.Run(string(tt.status), func(t *testing.T) {
 			s := newStub(map[string]func(any) (any, error){
 				"DescribeStacks": func(any) (any, error) {
-					return stack(tt.status, "The following resource(s) failed to create: [Database]. "), nil
+					return stackOut(tt.status, "The following resource(s) failed to create: [Database]. "), nil
 				},
 			})
 			_, err := infra.ReadOutputs(context.Background(), s.client(t), "dev")
@@ -170,7 +170,7 @@ func TestUnusableStacksNameTheirRecovery(t *testing.T) {
 
 	// An update in flight still has the last good outputs.
 	s := newStub(map[string]func(any) (any, error){"DescribeStacks": func(any) (any, error) {
-		out := stack(types.StackStatusUpdateInProgress, "")
+		out := stackOut(types.StackStatusUpdateInProgress, "")
 		out.Stacks[0].Outputs = []types.Output{{OutputKey: sdkaws.String(infra.OutVPC), OutputValue: sdkaws.String("vpc-1")}}
 		return out, nil
 	}})
@@ -192,7 +192,7 @@ func TestCancelStopsWatchingNotTheUpdate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newStub(map[string]func(any) (any, error){
-		"DescribeStacks":      func(any) (any, error) { return stack(types.StackStatusUpdateInProgress, ""), nil },
+		"DescribeStacks":      func(any) (any, error) { return stackOut(types.StackStatusUpdateInProgress, ""), nil },
 		"DescribeStackEvents": func(any) (any, error) { cancel(); return &cloudformation.DescribeStackEventsOutput{}, nil },
 	})
 	cs := &infra.ChangeSet{Env: "dev", Stack: "vmctl-dev", StackID: stackARN, ID: "cs-1", Name: "vmctl-1"}

@@ -966,9 +966,9 @@ func (d *deployer) scalingChanges(ctx context.Context, s ecs.Service, isNew bool
 	if err != nil {
 		return w, fmt.Errorf("describe its scalable target: %w", err)
 	}
-	w.target = len(ts.ScalableTargets) == 0 ||
-		sdkaws.ToInt32(ts.ScalableTargets[0].MinCapacity) != sdkaws.ToInt32(sc.Target.MinCapacity) ||
-		sdkaws.ToInt32(ts.ScalableTargets[0].MaxCapacity) != sdkaws.ToInt32(sc.Target.MaxCapacity)
+	// A target at the range a scheduled action set (0–0 out of hours) is as planned:
+	// registering the plan's range would start a stopped environment until its next stop.
+	w.target = len(ts.ScalableTargets) == 0 || !scheduledRange(ts.ScalableTargets[0], sc)
 	if sc.Policy.PolicyName != nil {
 		ps, err := d.c.Scaling.DescribeScalingPolicies(ctx, &aas.DescribeScalingPoliciesInput{
 			ServiceNamespace: sc.Policy.ServiceNamespace, ResourceId: sc.Policy.ResourceId, ScalableDimension: sc.Policy.ScalableDimension,
@@ -1039,6 +1039,19 @@ func trackingKey(c *aastypes.TargetTrackingScalingPolicyConfiguration) string {
 		metric = string(m.PredefinedMetricType) + "/" + sdkaws.ToString(m.ResourceLabel)
 	}
 	return fmt.Sprintf("%g|%s|%d|%d|%t", sdkaws.ToFloat64(c.TargetValue), metric, sdkaws.ToInt32(c.ScaleInCooldown), sdkaws.ToInt32(c.ScaleOutCooldown), sdkaws.ToBool(c.DisableScaleIn))
+}
+
+// scheduledRange says whether the target's range is the plan's, or one of its scheduled
+// actions'.
+func scheduledRange(have aastypes.ScalableTarget, sc ecs.Scaling) bool {
+	lo, hi := sdkaws.ToInt32(have.MinCapacity), sdkaws.ToInt32(have.MaxCapacity)
+	if lo == sdkaws.ToInt32(sc.Target.MinCapacity) && hi == sdkaws.ToInt32(sc.Target.MaxCapacity) {
+		return true
+	}
+	return slices.ContainsFunc(sc.Schedule, func(a aas.PutScheduledActionInput) bool {
+		t := a.ScalableTargetAction
+		return t != nil && lo == sdkaws.ToInt32(t.MinCapacity) && hi == sdkaws.ToInt32(t.MaxCapacity)
+	})
 }
 
 func scheduleSame(have aastypes.ScheduledAction, want aas.PutScheduledActionInput) bool {
