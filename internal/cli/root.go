@@ -54,7 +54,9 @@ func Main() int {
 // Run executes one command line and returns its exit code.
 func Run(ctx context.Context, f *Factory, args []string) int {
 	// --debug wraps the factory's AWS configuration for this command line only.
-	defer func(resolve func(context.Context, *environment.Environment) (sdkaws.Config, error)) { f.AWSConfig = resolve }(f.AWSConfig)
+	defer func(resolve func(context.Context, *environment.Environment) (sdkaws.Config, error)) {
+		f.AWSConfig = resolve
+	}(f.AWSConfig)
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	root.SetOut(f.IO.Out)
