@@ -188,6 +188,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newReleasesCmd(f, g),
 		newPushCmd(f, g),
 		newDeployCmd(f, g),
+		newShipCmd(f, g),
 		newVerifyCmd(f, g),
 		newPromoteCmd(f, g),
 		newRollbackCmd(f, g),
