@@ -19,12 +19,17 @@ build: ## build bin/vmctl
 docker: ## make sure a Docker Engine answers (installs and starts one on Debian)
 	@.ci/docker-up
 
-tools: ## make sure moto_server (the independent AWS the tests use) is installed; pip installs it when missing
+tools: ## make sure moto_server (the independent AWS the tests use) and cfn-lint (CloudFormation's linter) are installed; pip installs them when missing
 	@command -v moto_server >/dev/null 2>&1 || { \
 		echo "tools: installing moto[server] with pip" >&2; \
 		python3 -m pip install --quiet 'moto[server]' 2>/dev/null || \
 		python3 -m pip install --quiet --break-system-packages 'moto[server]' || \
 		{ echo "tools: moto_server is missing and pip could not install it: run pip install 'moto[server]' (needs python3-pip)"; exit 1; }; }
+	@command -v cfn-lint >/dev/null 2>&1 || { \
+		echo "tools: installing cfn-lint with pip" >&2; \
+		python3 -m pip install --quiet cfn-lint 2>/dev/null || \
+		python3 -m pip install --quiet --break-system-packages cfn-lint || \
+		{ echo "tools: cfn-lint is missing and pip could not install it: run pip install cfn-lint (needs python3-pip)"; exit 1; }; }
 
 test: docker tools ## what CI runs: lint, then every test against the real Docker Engine (and moto_server)
 	@$(MAKE) --no-print-directory lint

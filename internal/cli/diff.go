@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/stack"
 )
 
@@ -101,7 +102,8 @@ func view(st *stack.Stack, dir, name, relPath string, perSide bool) (ecs.View, e
 	if err != nil {
 		return ecs.View{}, err
 	}
-	plan, err := ecs.Render(st, env, rel)
+	// Declared, offline: ids left to the foundation compare as {vmctl-ENV:Output}.
+	plan, err := ecs.Render(st, infra.Offline(env), rel)
 	if err != nil {
 		return ecs.View{}, err
 	}

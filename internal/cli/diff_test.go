@@ -24,8 +24,8 @@ func TestDiffLocalProdIsDeclaredOnly(t *testing.T) {
 		"backend\tenv DATABASE_URL\tset\tsecret\tdeclared",
 		"backend\tscaling\t-\t2–20 tasks\tdeclared",
 		"openvoice\tgpu model\t-\tNVIDIA T4 on g4dn.xlarge\tdeclared",
-		"openvoice\tvolume /models\tvolume model_cache\tefs fs-03333333333333333 fsap-03333333333330002\tdeclared",
-		"postgres\truns\tdocker container\tRDS PostgreSQL (Multi-AZ) at vmctl-prod.c0placeholder.ap-northeast-1.rds.amazonaws.com:5432\tdeclared",
+		"openvoice\tvolume /models\tvolume model_cache\tefs {vmctl-prod:FileSystemId} {vmctl-prod:AccessPointModelCache}\tdeclared",
+		"postgres\truns\tdocker container\tRDS PostgreSQL (Multi-AZ) at {vmctl-prod:PostgresEndpoint}\tdeclared",
 	} {
 		assert.Contains(t, lines, want)
 	}

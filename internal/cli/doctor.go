@@ -76,6 +76,13 @@ func runDoctor(ctx context.Context, f *Factory, g *globalOptions, o *doctorOptio
 			}
 			return vmaws.CallerIdentity(ctx, sts.NewFromConfig(cfg))
 		},
+		Foundation: func(ctx context.Context, env *environment.Environment) (string, error) {
+			cfg, err := f.AWSConfig(ctx, env)
+			if err != nil {
+				return "", err
+			}
+			return foundationState(ctx, cfg, env)
+		},
 	})
 	if format == outputJSON {
 		if err := writeJSON(f.IO.Out, report); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/stack"
 )
@@ -64,7 +65,8 @@ func runPlan(ctx context.Context, f *Factory, g *globalOptions, o *planOptions) 
 	if err != nil {
 		return err
 	}
-	plan, err := ecs.Render(st, env, rel)
+	// Offline: an id the file leaves to the foundation shows as {vmctl-ENV:Output}.
+	plan, err := ecs.Render(st, infra.Offline(env), rel)
 	if err != nil {
 		return err
 	}
@@ -122,6 +124,10 @@ func printPlan(ios *IOStreams, env *environment.Environment, p *ecs.Plan) error 
 	}
 	if p.Unpinned {
 		fmt.Fprintln(w, "Not pinned: some images are tags; a deploy needs a release with digests")
+	}
+	if infra.Needs(env) {
+		fmt.Fprintf(w, "Ids the file leaves out come from stack %s's outputs, shown as {%s:Output}; deploy reads them (vmctl infra apply --env %s creates the stack)\n",
+			infra.StackName(env.Name), infra.StackName(env.Name), env.Name)
 	}
 
 	section := func(title string) { fmt.Fprintf(w, "\n%s\n", title) }

@@ -83,15 +83,16 @@ func TestPlanSummary(t *testing.T) {
 		"Plan for prod: account 333333333333, ap-northeast-1, cluster vmctl-prod",
 		"release r7 (revision feedc0de); blue-green deploys, each deploy needs approval",
 		"Logs: /vmctl/prod/app, kept 30 days",
+		"Ids the file leaves out come from stack vmctl-prod's outputs, shown as {vmctl-prod:Output}; deploy reads them (vmctl infra apply --env prod creates the stack)",
 		"vmapp/backend\tbackend\ton push\tIMMUTABLE\tKMS\treleases; untagged 14d",
 		"vmctl-prod-openvoice\tvmapp/openvoice@sha256:",
 		"\tEC2\t4096\t15360\t8001/tcp\t/health, CMD every 15s\t1 GPU",
 		"vmctl-prod-frontend\tvmapp/frontend@sha256:",
 		"\tFARGATE\t512\t1024\t55434/tcp\t/, CMD every 10s\t-",
-		"backend\topenvoice,voicevox\t2\t2\t20\tFARGATE\tblue-green, rollback, bake 10m\tsg-03333333333330003\t/api/* → vmctl-prod-backend",
+		"backend\topenvoice,voicevox\t2\t2\t20\tFARGATE\tblue-green, rollback, bake 10m\t{vmctl-prod:SecurityGroupBackend}\t/api/* → vmctl-prod-backend",
 		"voicevox\t-\t1\t1\t3\tFARGATE\t",
 		"openvoice\tvmctl-prod-gpu\tg4dn.xlarge\t1 × NVIDIA T4\t1\t5\tyes, 1 on demand",
-		"postgres\tRDS PostgreSQL\tvmctl-prod.c0placeholder.ap-northeast-1.rds.amazonaws.com:5432\tMulti-AZ",
+		"postgres\tRDS PostgreSQL\t{vmctl-prod:PostgresEndpoint}\tMulti-AZ",
 		"service backend: environment.REDIS_URL: points at redis",
 	} {
 		assert.Contains(t, out, want)

@@ -111,6 +111,12 @@ func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOpt
 	if err != nil {
 		return err
 	}
+	if envA, err = withFoundation(ctx, cfgA, envA); err != nil {
+		return err
+	}
+	if envB, err = withFoundation(ctx, cfgB, envB); err != nil {
+		return err
+	}
 	envs := map[string]*environment.Environment{from: envA, to: envB}
 	pw, err := g.progressWriter(f)
 	if err != nil {

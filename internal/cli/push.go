@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/registry"
 )
 
@@ -61,7 +62,8 @@ func runPush(ctx context.Context, f *Factory, g *globalOptions, o *pushOptions) 
 	if err != nil {
 		return err
 	}
-	plan, err := ecs.Render(st, env, *rel)
+	// push needs the repositories only: it runs before the foundation exists, too.
+	plan, err := ecs.Render(st, infra.Offline(env), *rel)
 	if err != nil {
 		return err
 	}

@@ -27,12 +27,16 @@ type target struct {
 }
 
 // cloudTarget is the start every cloud command that reads or writes one environment shares:
-// awsTarget (the environment, its credentials checked), loadRenderStack, and the plan of
+// awsTarget (the environment, its credentials checked), the ids its foundation stack
+// supplies, loadRenderStack, and the plan of
 // rel (the empty release for a command that only reads what runs). Errors are theirs,
 // unwrapped.
 func cloudTarget(ctx context.Context, f *Factory, g *globalOptions, envName string, rel release.Release) (*target, error) {
 	env, id, cfg, err := awsTarget(ctx, f, g, envName)
 	if err != nil {
+		return nil, err
+	}
+	if env, err = withFoundation(ctx, cfg, env); err != nil {
 		return nil, err
 	}
 	st, err := loadRenderStack(ctx, f, g)

@@ -78,6 +78,9 @@ type Deps struct {
 	Ports      func(ctx context.Context, st *stack.Stack) ([]engine.PortConflict, error)
 	DiskFree   func(path string) (uint64, error)
 	Identity   func(ctx context.Context, env *environment.Environment) (aws.Identity, error)
+	// Foundation reads the environment's foundation stack: its status in a few words, or
+	// why the commands cannot use it (which says what to run).
+	Foundation func(ctx context.Context, env *environment.Environment) (string, error)
 }
 
 // Disk space the stack's images need: the OpenVoice image alone (CUDA,
@@ -132,9 +135,27 @@ func Run(ctx context.Context, d Deps) Report {
 	}
 
 	if env != nil && env.Kind == environment.KindAWS {
-		add(identityCheck(ctx, d, env))
+		id := identityCheck(ctx, d, env)
+		add(id)
+		switch {
+		case d.Foundation == nil:
+		case id.Status != OK:
+			add(Check{Name: "Foundation (" + env.Name + ")", Status: Skip, Detail: "needs credentials for the account"})
+		default:
+			add(foundationCheck(ctx, d, env))
+		}
 	}
 	return r
+}
+
+// foundationCheck says whether the stack behind the environment's ids exists and is usable.
+func foundationCheck(ctx context.Context, d Deps, env *environment.Environment) Check {
+	name := "Foundation (" + env.Name + ")"
+	detail, err := d.Foundation(ctx, env)
+	if err != nil {
+		return Check{Name: name, Status: Fail, Detail: err.Error(), Fix: "vmctl infra plan --env " + env.Name + ", then vmctl infra apply --env " + env.Name}
+	}
+	return Check{Name: name, Status: OK, Detail: detail}
 }
 
 func environments(dir, want string) (*environment.Environment, []Check) {

@@ -104,3 +104,29 @@ func TestMarks(t *testing.T) {
 	assert.Equal(t, "✗", Fail.Mark())
 	assert.Equal(t, "-", Skip.Mark())
 }
+
+func TestFoundationCheck(t *testing.T) {
+	d := deps(t)
+	d.Env = "staging"
+	d.Foundation = func(context.Context, *environment.Environment) (string, error) {
+		t.Fatal("the foundation is not read without credentials")
+		return "", nil
+	}
+	assert.Equal(t, Skip, byName(Run(context.Background(), d))["Foundation (staging)"].Status)
+
+	d.Identity = func(context.Context, *environment.Environment) (aws.Identity, error) {
+		return aws.Identity{Account: "222222222222", ARN: "arn:aws:iam::222222222222:role/ci"}, nil
+	}
+	d.Foundation = func(context.Context, *environment.Environment) (string, error) {
+		return "", errors.New("environment staging has no foundation: stack vmctl-staging does not exist: run vmctl infra apply --env staging")
+	}
+	c := byName(Run(context.Background(), d))["Foundation (staging)"]
+	assert.Equal(t, Fail, c.Status)
+	assert.Contains(t, c.Detail, "stack vmctl-staging does not exist")
+	assert.Equal(t, "vmctl infra plan --env staging, then vmctl infra apply --env staging", c.Fix)
+
+	d.Foundation = func(context.Context, *environment.Environment) (string, error) {
+		return "stack vmctl-staging CREATE_COMPLETE", nil
+	}
+	assert.Equal(t, OK, byName(Run(context.Background(), d))["Foundation (staging)"].Status)
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/stack"
 )
@@ -37,11 +39,37 @@ func loadStack(t testing.TB, file string) *stack.Stack {
 	return st
 }
 
+// loadEnv loads a shipped environment as plan renders it offline: the ids its foundation
+// stack supplies are placeholders naming their outputs.
 func loadEnv(t testing.TB, name string) *environment.Environment {
 	t.Helper()
 	env, err := environment.LoadNamed(envDir, name)
 	require.NoError(t, err)
-	return env
+	return infra.Offline(env)
+}
+
+// liveEnv loads prod as deploy renders it: resolved from its stack's outputs, here fixed ids.
+func liveEnv(t testing.TB) *environment.Environment {
+	t.Helper()
+	env, err := environment.LoadNamed(envDir, "prod")
+	require.NoError(t, err)
+	outputs := map[string]string{
+		infra.OutVPC:                           "vpc-03333333333333333",
+		infra.OutPublicSubnets:                 "subnet-03333333333330001,subnet-03333333333330002",
+		infra.OutPrivateSubnets:                "subnet-03333333333330011,subnet-03333333333330012",
+		infra.OutDatabaseSubnets:               "subnet-03333333333330021,subnet-03333333333330022",
+		infra.OutPostgres:                      "vmctl-prod.c0example.ap-northeast-1.rds.amazonaws.com:5432",
+		infra.OutRedis:                         "vmctl-prod.example.ng.0001.apne1.cache.amazonaws.com:6379",
+		infra.OutFileSystem:                    "fs-03333333333333333",
+		infra.OutAccessPoint("voice_profiles"): "fsap-03333333333330001",
+		infra.OutAccessPoint("model_cache"):    "fsap-03333333333330002",
+	}
+	for i, role := range []string{"alb", "frontend", "backend", "voicevox", "openvoice"} {
+		outputs[infra.OutSecurityGroup(role)] = fmt.Sprintf("sg-0333333333333000%d", i+1)
+	}
+	live, err := infra.Resolve(env, outputs)
+	require.NoError(t, err)
+	return live
 }
 
 // fakeDigest is a fixed, well-formed digest per service.

@@ -22,7 +22,7 @@ import (
 
 // The prod plan carries every number of the seed (§1.1, §2.2, §4.1, §5.3, §7.2).
 func TestProdPlanHasTheSeed(t *testing.T) {
-	plan, err := ecs.Render(loadStack(t, stackFile), loadEnv(t, "prod"), fakeRelease())
+	plan, err := ecs.Render(loadStack(t, stackFile), liveEnv(t), fakeRelease())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"openvoice", "voicevox", "backend", "frontend"}, names(plan))
 	assert.Equal(t, [][]string{{"openvoice", "voicevox"}, {"backend"}, {"frontend"}}, plan.Order)
@@ -73,8 +73,8 @@ func TestProdPlanHasTheSeed(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []ecs.Managed{
-		{Service: "postgres", By: "RDS PostgreSQL", Endpoint: "vmctl-prod.c0placeholder.ap-northeast-1.rds.amazonaws.com:5432", Detail: "Multi-AZ"},
-		{Service: "redis", By: "ElastiCache Redis", Endpoint: "vmctl-prod.placeholder.ng.0001.apne1.cache.amazonaws.com:6379", Detail: "voice-profile TTL 24h"},
+		{Service: "postgres", By: "RDS PostgreSQL", Endpoint: "vmctl-prod.c0example.ap-northeast-1.rds.amazonaws.com:5432", Detail: "Multi-AZ"},
+		{Service: "redis", By: "ElastiCache Redis", Endpoint: "vmctl-prod.example.ng.0001.apne1.cache.amazonaws.com:6379", Detail: "voice-profile TTL 24h"},
 	}, plan.Managed)
 	require.Len(t, plan.Repositories, 4)
 	for _, r := range plan.Repositories {
@@ -109,7 +109,7 @@ type fixture struct {
 func (fx fixture) render(t *testing.T) (*ecs.Plan, error) {
 	t.Helper()
 	st := fx.stack(t)
-	env := loadEnv(t, "prod")
+	env := liveEnv(t)
 	env.Services = fx.services
 	for name := range fx.services {
 		env.AWS.Network.SecurityGroups[name] = "sg-0aaaaaaaaaaaaaaaa"
@@ -279,8 +279,8 @@ func TestTranslationRules(t *testing.T) {
 				c := container(only(t, p, "app"), "app")
 				assert.Equal(t, map[string]string{
 					"LOG_LEVEL": "debug", "REGION": "ap-northeast-1", "EXTRA": "1",
-					"CACHE":   "redis://vmctl-prod.placeholder.ng.0001.apne1.cache.amazonaws.com:6379/0",
-					"DB_HOST": "vmctl-prod.c0placeholder.ap-northeast-1.rds.amazonaws.com:5432",
+					"CACHE":   "redis://vmctl-prod.example.ng.0001.apne1.cache.amazonaws.com:6379/0",
+					"DB_HOST": "vmctl-prod.c0example.ap-northeast-1.rds.amazonaws.com:5432",
 				}, envMap(c))
 				require.Len(t, c.Secrets, 1)
 				assert.Equal(t, "arn:aws:secretsmanager:ap-northeast-1:333333333333:secret:db", *c.Secrets[0].ValueFrom)

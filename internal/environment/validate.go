@@ -69,6 +69,8 @@ var (
 	version      = regexp.MustCompile(`^\d+(\.\d+)*$`)
 	weekdays     = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 	extraSGRoles = []string{"alb", "rds", "redis", "efs"}
+	hostedZoneID = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
+	notifyTarget = regexp.MustCompile(`^([^@\s]+@[^@\s]+\.[^@\s]+|https://\S+)$`)
 )
 
 // awsID matches an AWS resource id: the prefix, then 8 or 17 lowercase hex digits.
@@ -135,6 +137,25 @@ func (v *validator) required(path string) bool {
 func (v *validator) match(path, value string, re *regexp.Regexp, what string) {
 	if v.required(path) && !re.MatchString(value) {
 		v.fail(path, "%q is not %s", value, what)
+	}
+}
+
+// optional checks a string field against re when it is present: an id the file may leave
+// to the foundation stack's outputs.
+func (v *validator) optional(path, value string, re *regexp.Regexp, what string) bool {
+	if !v.present(path) {
+		return false
+	}
+	if !re.MatchString(value) {
+		v.fail(path, "%q is not %s", value, what)
+	}
+	return true
+}
+
+// between checks an integer field, when present, against an inclusive range.
+func (v *validator) between(path string, value, lo, hi int, why string) {
+	if v.present(path) && (value < lo || value > hi) {
+		v.fail(path, "%d is outside %d–%d%s", value, lo, hi, why)
 	}
 }
 
@@ -228,20 +249,63 @@ func (v *validator) aws(path string, a *AWS, services map[string]Service) {
 		}
 	}
 
-	s := path + ".stores"
-	v.endpoint(s+".postgres.endpoint", a.Stores.Postgres.Endpoint)
-	v.endpoint(s+".redis.endpoint", a.Stores.Redis.Endpoint)
-	if p := s + ".redis.voice_profile_ttl"; v.required(p) && a.Stores.Redis.VoiceProfileTTL.Duration <= 0 {
-		v.fail(p, "%s is not a positive duration", a.Stores.Redis.VoiceProfileTTL)
+	v.stores(path+".stores", a.Stores)
+	v.optional(path+".certificate_arn", a.CertificateARN, regexp.MustCompile(`^arn:aws(-cn|-us-gov)?:acm:`+regexp.QuoteMeta(a.Region)+`:`+regexp.QuoteMeta(a.AccountID)+`:certificate/[0-9a-f-]+$`),
+		"an ACM certificate ARN in the environment's own region and account (the ALB can use no other)")
+	if v.optional(path+".hosted_zone_id", a.HostedZoneID, hostedZoneID, "a Route 53 hosted zone id (Z…)") && a.Domain == "" {
+		v.fail(path+".hosted_zone_id", "needs aws.domain: the zone is where the domain's records go")
 	}
-	v.match(s+".efs.file_system_id", a.Stores.EFS.FileSystemID, fileSystemID, "an EFS file system id (fs-…)")
-	for name, vol := range a.Stores.EFS.Volumes {
-		v.match(s+".efs.volumes."+name+".access_point_id", vol.AccessPointID, accessPointID, "an EFS access point id (fsap-…)")
+	if a.CertificateARN != "" && a.Domain == "" {
+		v.fail(path+".certificate_arn", "needs aws.domain: verify checks the certificate against that name")
+	}
+	for i, to := range a.Alarms.Notify {
+		if !notifyTarget.MatchString(to) {
+			v.fail(fmt.Sprintf("%s.alarms.notify[%d]", path, i), "%q is not an e-mail address or an https:// endpoint", to)
+		}
+	}
+	if b := a.Budget; b != nil {
+		if p := path + ".budget.monthly_usd"; v.required(p) && b.MonthlyUSD < 1 {
+			v.fail(p, "%d is not a budget: AWS Budgets needs a positive amount", b.MonthlyUSD)
+		}
+		if p := path + ".budget.anomaly_percent"; v.required(p) {
+			v.between(p, b.AnomalyPercent, 1, 1000, " (per cent above expected spend)")
+		}
+	}
+}
+
+// stores checks the data stores: an endpoint or id the file names is used as is; one it
+// leaves out comes from the foundation stack, sized by the fields beside it.
+func (v *validator) stores(s string, st Stores) {
+	if v.present(s + ".postgres.endpoint") {
+		v.endpoint(s+".postgres.endpoint", st.Postgres.Endpoint)
+	}
+	pg := s + ".postgres"
+	v.optional(pg+".instance_class", st.Postgres.InstanceClass, regexp.MustCompile(`^db\.[a-z0-9]+\.[a-z0-9]+$`), "an RDS instance class such as db.t4g.medium")
+	v.optional(pg+".engine_version", st.Postgres.EngineVersion, version, "a PostgreSQL version such as 16")
+	v.between(pg+".storage_gib", st.Postgres.StorageGiB, 20, 65536, " GiB (RDS gp3 storage)")
+	v.between(pg+".backup_retention_days", st.Postgres.BackupRetentionDays, 1, 35, " days (RDS keeps point-in-time recovery for at most 35; 0 would turn it off)")
+	if v.present(s + ".redis.endpoint") {
+		v.endpoint(s+".redis.endpoint", st.Redis.Endpoint)
+	}
+	v.optional(s+".redis.node_type", st.Redis.NodeType, regexp.MustCompile(`^cache\.[a-z0-9]+\.[a-z0-9]+$`), "an ElastiCache node type such as cache.t4g.small")
+	v.between(s+".redis.replicas", st.Redis.Replicas, 0, 5, " (ElastiCache allows 5 replicas per shard)")
+	if p := s + ".redis.voice_profile_ttl"; v.required(p) && st.Redis.VoiceProfileTTL.Duration <= 0 {
+		v.fail(p, "%s is not a positive duration", st.Redis.VoiceProfileTTL)
+	}
+	fs := v.optional(s+".efs.file_system_id", st.EFS.FileSystemID, fileSystemID, "an EFS file system id (fs-…)")
+	for _, name := range slices.Sorted(maps.Keys(st.EFS.Volumes)) {
+		p := s + ".efs.volumes." + name + ".access_point_id"
+		switch ap := v.optional(p, st.EFS.Volumes[name].AccessPointID, accessPointID, "an EFS access point id (fsap-…)"); {
+		case fs && !ap:
+			v.fail(p, "is required with efs.file_system_id: an access point of that file system")
+		case !fs && ap:
+			v.fail(p, "needs efs.file_system_id: an access point belongs to a file system; leave both out for the foundation's")
+		}
 	}
 }
 
 func (v *validator) network(path string, n Network, region string, services map[string]Service) {
-	v.match(path+".vpc_id", n.VPCID, vpcID, "a VPC id (vpc-…)")
+	ownVPC := v.optional(path+".vpc_id", n.VPCID, vpcID, "a VPC id (vpc-…)")
 	var vpc netip.Prefix
 	if v.required(path + ".cidr") {
 		var err error
@@ -254,7 +318,12 @@ func (v *validator) network(path string, n Network, region string, services map[
 		zones := map[string]bool{}
 		for i, sn := range subnets {
 			p := fmt.Sprintf("%s[%d]", tp, i)
-			v.match(p+".id", sn.ID, subnetID, "a subnet id (subnet-…)")
+			switch own := v.optional(p+".id", sn.ID, subnetID, "a subnet id (subnet-…)"); {
+			case ownVPC && !own:
+				v.fail(p+".id", "is required with vpc_id: in your own VPC every subnet is yours too")
+			case !ownVPC && own:
+				v.fail(p+".id", "needs network.vpc_id: name the VPC this subnet is in, or leave both out for the foundation's")
+			}
 			if v.required(p + ".cidr") {
 				if c, err := netip.ParsePrefix(sn.CIDR); err != nil {
 					v.fail(p+".cidr", "%q is not a CIDR block", sn.CIDR)
@@ -280,13 +349,15 @@ func (v *validator) network(path string, n Network, region string, services map[
 		}
 		v.match(sgs+"."+role, id, sgID, "a security group id (sg-…)")
 	}
-	for role := range services {
-		if _, ok := n.SecurityGroups[role]; !ok {
-			v.fail(sgs+"."+role, "is required: every service runs in its own security group")
+	v.optional(path+".bastion_security_group", n.BastionSecurityGroup, sgID, "a security group id (sg-…)")
+	if p := path + ".nat_gateways"; v.present(p) {
+		zones := map[string]bool{}
+		for _, sn := range n.Subnets.Public {
+			zones[sn.AZ] = true
 		}
-	}
-	if _, ok := n.SecurityGroups["alb"]; !ok {
-		v.fail(sgs+".alb", "is required")
+		if n.NATGateways != 1 && n.NATGateways != len(zones) {
+			v.fail(p, "%d: use 1 (one shared gateway) or %d (one per availability zone of the public subnets)", n.NATGateways, len(zones))
+		}
 	}
 }
 

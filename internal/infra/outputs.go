@@ -29,16 +29,19 @@ const (
 	OutCluster         = "ClusterName"
 	OutLoadBalancer    = "LoadBalancerArn"
 	OutLoadBalancerDNS = "LoadBalancerDnsName"
-	OutHTTPSListener   = "HttpsListenerArn"
-	OutFileSystem      = "FileSystemId"
-	OutPostgres        = "PostgresEndpoint" // host:port
-	OutPostgresSecret  = "PostgresSecretArn"
-	OutRedis           = "RedisEndpoint" // host:port
-	OutVideoBucket     = "VideoBucketName"
-	OutCDNDomain       = "CdnDomainName"
-	OutKMSKey          = "KmsKeyArn"
-	OutAlarmTopic      = "AlarmTopicArn"
-	OutGPUGroup        = "GpuAutoScalingGroupName"
+	OutHTTPSListener   = "HttpsListenerArn" // only with aws.domain or aws.certificate_arn
+	// OutListener is the listener the services' rules are on: the HTTPS one, or without a
+	// domain the plain HTTP one on port 80.
+	OutListener       = "ListenerArn"
+	OutFileSystem     = "FileSystemId"
+	OutPostgres       = "PostgresEndpoint" // host:port
+	OutPostgresSecret = "PostgresSecretArn"
+	OutRedis          = "RedisEndpoint" // host:port
+	OutVideoBucket    = "VideoBucketName"
+	OutCDNDomain      = "CdnDomainName"
+	OutKMSKey         = "KmsKeyArn"
+	OutAlarmTopic     = "AlarmTopicArn"
+	OutGPUGroup       = "GpuAutoScalingGroupName"
 )
 
 // OutSecurityGroup is the output naming a role's security group (alb, a service, rds,

@@ -51,6 +51,8 @@ const (
 	RolloutCompleted = "COMPLETED"
 	RolloutFailed    = "FAILED"
 	RolloutUnchanged = "UNCHANGED"
+	// RolloutStarted: a detached deploy returned once ECS accepted the deployment.
+	RolloutStarted = "IN_PROGRESS"
 )
 
 // registerAttempts bounds RegisterTaskDefinition the way the SDK's retryer bounds other
@@ -71,6 +73,10 @@ type Options struct {
 	// Deploy reads what runs once more before its first write and stops, writing
 	// nothing, if the changes would be any others: an approval covers what it showed.
 	Approved []Change
+	// Detach returns once ECS has accepted every service's deployment, without watching
+	// them (for a CI job that follows with vmctl status --wait). Every level starts at
+	// once: the plan's order is then ECS's to keep, by each service's health checks.
+	Detach bool
 }
 
 // PreviewChanged stops a deploy whose environment changed after its preview was
@@ -106,6 +112,8 @@ type Result struct {
 	Services    []ServiceResult `json:"services"`
 	// Unchanged: the environment already ran the plan; nothing was written.
 	Unchanged bool `json:"unchanged"`
+	// Detached: the rollouts were started and not watched; RolloutStarted marks them.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // ServiceResult is what happened to one service.
@@ -145,6 +153,7 @@ func Deploy(ctx context.Context, c aws.Clients, opts Options) (*Result, error) {
 		return nil, err
 	}
 	d := newDeployer(c, p, opts.Progress, opts.Events, opts.Poll)
+	d.detach = opts.Detach
 	return d.run(ctx, nil)
 }
 
@@ -157,6 +166,7 @@ type deployer struct {
 	pw      progress.Writer
 	events  io.Writer
 	poll    time.Duration
+	detach  bool // start the rollouts, do not watch them
 
 	mu    sync.Mutex
 	tgs   map[string]targetGroupRef // by name
@@ -185,7 +195,7 @@ func newDeployer(c aws.Clients, p *ecs.Plan, pw progress.Writer, events io.Write
 // revision each service goes to as it is (rollback) instead of registering the plan's.
 func (d *deployer) run(ctx context.Context, pinned map[string]string) (*Result, error) {
 	p := d.plan
-	res := &Result{Environment: p.Environment, Release: d.release}
+	res := &Result{Environment: p.Environment, Release: d.release, Detached: d.detach}
 	var all []*ServiceResult
 	defer func() {
 		// Rollouts fill their results in while they are watched, so copy them out last.
@@ -240,6 +250,15 @@ func (d *deployer) run(ctx context.Context, pinned map[string]string) (*Result, 
 				err = fmt.Errorf("%w (ECS goes on rolling out %s: follow it with vmctl status --env %s)", err, strings.Join(rolling, ", "), p.Environment)
 			}
 			return res, fmt.Errorf("%s: %w", d.what, err)
+		}
+		if d.detach {
+			for _, r := range rollouts {
+				if r.phase != phaseDone {
+					r.res.Rollout = RolloutStarted
+					d.report(r, progress.Done, "Started", "ECS accepted the deployment; follow it with vmctl status --env "+p.Environment+" --wait")
+				}
+			}
+			continue
 		}
 		if err := d.watch(ctx, rollouts); err != nil {
 			if ctx.Err() == nil {
@@ -966,9 +985,9 @@ func (d *deployer) scalingChanges(ctx context.Context, s ecs.Service, isNew bool
 	if err != nil {
 		return w, fmt.Errorf("describe its scalable target: %w", err)
 	}
-	w.target = len(ts.ScalableTargets) == 0 ||
-		sdkaws.ToInt32(ts.ScalableTargets[0].MinCapacity) != sdkaws.ToInt32(sc.Target.MinCapacity) ||
-		sdkaws.ToInt32(ts.ScalableTargets[0].MaxCapacity) != sdkaws.ToInt32(sc.Target.MaxCapacity)
+	// A target at the range a scheduled action set (0–0 out of hours) is as planned:
+	// registering the plan's range would start a stopped environment until its next stop.
+	w.target = len(ts.ScalableTargets) == 0 || !scheduledRange(ts.ScalableTargets[0], sc)
 	if sc.Policy.PolicyName != nil {
 		ps, err := d.c.Scaling.DescribeScalingPolicies(ctx, &aas.DescribeScalingPoliciesInput{
 			ServiceNamespace: sc.Policy.ServiceNamespace, ResourceId: sc.Policy.ResourceId, ScalableDimension: sc.Policy.ScalableDimension,
@@ -1039,6 +1058,19 @@ func trackingKey(c *aastypes.TargetTrackingScalingPolicyConfiguration) string {
 		metric = string(m.PredefinedMetricType) + "/" + sdkaws.ToString(m.ResourceLabel)
 	}
 	return fmt.Sprintf("%g|%s|%d|%d|%t", sdkaws.ToFloat64(c.TargetValue), metric, sdkaws.ToInt32(c.ScaleInCooldown), sdkaws.ToInt32(c.ScaleOutCooldown), sdkaws.ToBool(c.DisableScaleIn))
+}
+
+// scheduledRange says whether the target's range is the plan's, or one of its scheduled
+// actions'.
+func scheduledRange(have aastypes.ScalableTarget, sc ecs.Scaling) bool {
+	lo, hi := sdkaws.ToInt32(have.MinCapacity), sdkaws.ToInt32(have.MaxCapacity)
+	if lo == sdkaws.ToInt32(sc.Target.MinCapacity) && hi == sdkaws.ToInt32(sc.Target.MaxCapacity) {
+		return true
+	}
+	return slices.ContainsFunc(sc.Schedule, func(a aas.PutScheduledActionInput) bool {
+		t := a.ScalableTargetAction
+		return t != nil && lo == sdkaws.ToInt32(t.MinCapacity) && hi == sdkaws.ToInt32(t.MaxCapacity)
+	})
 }
 
 func scheduleSame(have aastypes.ScheduledAction, want aas.PutScheduledActionInput) bool {

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,9 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/aws"
+	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/mototest"
 	"github.com/vmctl/vmctl/internal/registry"
+	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/stack"
 )
 
 // Against moto, an AWS written by others: what rollback may return to is read from the
@@ -79,4 +85,49 @@ func TestControlPlaneOnMoto(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(sdkaws.ToString(events.Events[0].Message)), &audit))
 	assert.Equal(t, reason, audit.Reason)
 	assert.Equal(t, "allow-vulnerable", audit.Event)
+}
+
+// A deploy to dev out of hours keeps it stopped: the scalable target at the stop action's
+// 0–0 is as planned, and only a range nothing planned is registered again.
+func TestDeployLeavesAScheduledStopAlone(t *testing.T) {
+	m := mototest.Start(t, "111111111111")
+	c := aws.NewClients(m.Config(t))
+	ctx := context.Background()
+	st, err := stack.Load(ctx, stack.LoadOptions{Files: []string{filepath.Join(dockertest.RepoRoot(), "compose", "demo.yaml")}})
+	require.NoError(t, err)
+	env, err := environment.LoadNamed(filepath.Join(dockertest.RepoRoot(), "environments"), "dev")
+	require.NoError(t, err)
+	plan, err := ecs.Render(st, infra.Offline(env), release.Release{})
+	require.NoError(t, err)
+	svc := plan.Services[0]
+	require.Len(t, svc.Scaling.Schedule, 2, "dev is stopped out of hours")
+	d := &deployer{c: c, plan: plan}
+	// Application Auto Scaling checks the service exists.
+	_, err = c.ECS.(*awsecs.Client).CreateCluster(ctx, &awsecs.CreateClusterInput{ClusterName: sdkaws.String(plan.Cluster)})
+	require.NoError(t, err)
+	td, err := c.ECS.RegisterTaskDefinition(ctx, &awsecs.RegisterTaskDefinitionInput{Family: sdkaws.String("f"),
+		ContainerDefinitions: []ecstypes.ContainerDefinition{{Name: sdkaws.String("c"), Memory: sdkaws.Int32(512), Image: sdkaws.String("i")}}})
+	require.NoError(t, err)
+	_, err = c.ECS.CreateService(ctx, &awsecs.CreateServiceInput{Cluster: sdkaws.String(plan.Cluster), ServiceName: sdkaws.String(svc.Name), TaskDefinition: td.TaskDefinition.TaskDefinitionArn, DesiredCount: sdkaws.Int32(1)})
+	require.NoError(t, err)
+
+	register := func(lo, hi int32) {
+		in := svc.Scaling.Target
+		in.MinCapacity, in.MaxCapacity = sdkaws.Int32(lo), sdkaws.Int32(hi)
+		_, err := c.Scaling.RegisterScalableTarget(ctx, &in)
+		require.NoError(t, err)
+	}
+	for _, tc := range []struct {
+		lo, hi int32
+		write  bool
+	}{
+		{0, 0, false}, // stopped by the schedule
+		{sdkaws.ToInt32(svc.Scaling.Target.MinCapacity), sdkaws.ToInt32(svc.Scaling.Target.MaxCapacity), false},
+		{0, 7, true}, // changed by hand: the plan's range again
+	} {
+		register(tc.lo, tc.hi)
+		w, err := d.scalingChanges(ctx, svc, false)
+		require.NoError(t, err)
+		assert.Equal(t, tc.write, w.target, "target at %d–%d", tc.lo, tc.hi)
+	}
 }
