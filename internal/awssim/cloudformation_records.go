@@ -42,7 +42,7 @@ func (rec cfnRecord) handler() *cfnHandler {
 
 // id is an EC2-style id: prefix and 17 hex digits.
 func id(prefix string) func(*cfnOp, *cfnResource) string {
-	return func(*cfnOp, *cfnResource) string { return prefix + computeHex(9)[:17] }
+	return func(*cfnOp, *cfnResource) string { return prefix + computeHex(17) }
 }
 
 // named is the name property, else a generated name of at most limit.
@@ -71,8 +71,8 @@ func fixed(v string) func(*cfnOp, *cfnResource) string {
 var cfnRecords = map[string]cfnRecord{
 	// Network.
 	"AWS::EC2::VPC": {ref: id("vpc-"), replaceOn: []string{"CidrBlock", "InstanceTenancy"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
-		return map[string]any{"VpcId": r.physical, "CidrBlock": propString(r.props, "CidrBlock"), "DefaultSecurityGroup": "sg-" + computeHex(9)[:17],
-			"DefaultNetworkAcl": "acl-" + computeHex(9)[:17], "CidrBlockAssociations": []any{"vpc-cidr-assoc-" + computeHex(9)[:17]}}
+		return map[string]any{"VpcId": r.physical, "CidrBlock": propString(r.props, "CidrBlock"), "DefaultSecurityGroup": "sg-" + computeHex(17),
+			"DefaultNetworkAcl": "acl-" + computeHex(17), "CidrBlockAssociations": []any{"vpc-cidr-assoc-" + computeHex(17)}}
 	}},
 	"AWS::EC2::Subnet": {ref: id("subnet-"), replaceOn: []string{"CidrBlock", "VpcId", "AvailabilityZone"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"SubnetId": r.physical, "VpcId": propString(r.props, "VpcId"), "AvailabilityZone": propString(r.props, "AvailabilityZone"), "CidrBlock": propString(r.props, "CidrBlock")}
@@ -80,7 +80,7 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::EC2::InternetGateway":      {ref: id("igw-"), attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"InternetGatewayId": r.physical} }},
 	"AWS::EC2::VPCGatewayAttachment": {ref: func(x *cfnOp, r *cfnResource) string { return "IGW|" + propString(r.props, "VpcId") }, replaceOn: []string{"VpcId", "InternetGatewayId"}},
 	"AWS::EC2::EIP": {ref: func(*cfnOp, *cfnResource) string { return "203.0.113." + fmt.Sprint(1+int(computeHex(1)[0])%250) }, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
-		return map[string]any{"AllocationId": "eipalloc-" + computeHex(9)[:17], "PublicIp": r.physical}
+		return map[string]any{"AllocationId": "eipalloc-" + computeHex(17), "PublicIp": r.physical}
 	}},
 	"AWS::EC2::NatGateway":                  {ref: id("nat-"), replaceOn: []string{"SubnetId", "AllocationId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"NatGatewayId": r.physical} }},
 	"AWS::EC2::RouteTable":                  {ref: id("rtb-"), replaceOn: []string{"VpcId"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any { return map[string]any{"RouteTableId": r.physical} }},
@@ -208,5 +208,6 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::ECR::Repository": {ref: lower("RepositoryName", 256), replaceOn: []string{"RepositoryName"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"Arn": x.st.home.arn("ecr", "repository/"+r.physical), "RepositoryUri": x.st.home.account + ".dkr.ecr." + x.st.home.region + ".amazonaws.com/" + r.physical}
 	}},
+	"AWS::Route53::RecordSet": {ref: func(x *cfnOp, r *cfnResource) string { return propString(r.props, "Name") }, replaceOn: []string{"HostedZoneId", "Name", "Type"}},
 	"AWS::CloudFormation::WaitConditionHandle": {ref: fixed("https://cloudformation-waitcondition.example/awssim")},
 }

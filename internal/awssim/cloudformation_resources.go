@@ -393,7 +393,7 @@ func launchTemplateHandler() *cfnHandler {
 			if img := propString(data, "ImageId"); img != "" && !strings.HasPrefix(img, "ami-") {
 				return fmt.Errorf("The image id '[%s]' does not exist", img)
 			}
-			r.physical = "lt-" + computeHex(17)[:17]
+			r.physical = "lt-" + computeHex(17)
 			r.attrs = map[string]any{"LaunchTemplateId": r.physical, "LatestVersionNumber": "1", "DefaultVersionNumber": "1"}
 			return nil
 		},

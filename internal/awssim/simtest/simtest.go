@@ -15,7 +15,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
+	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/stack"
 )
 
 // Config is an SDK configuration signed by key that reaches sim, retrying
@@ -31,4 +37,32 @@ func Config(t testing.TB, sim *awssim.Sim, key string) sdkaws.Config {
 		}))
 	require.NoError(t, err)
 	return cfg
+}
+
+// Foundation renders env's foundation stack (infra.Render over the plan of no release, as
+// vmctl infra apply renders it) and applies it to the simulator through CloudFormation with
+// the product's own change-set and watch code, signed by key; it returns the stack's
+// outputs. The simulator starts empty: this is how a test's account gets its cluster, load
+// balancer, target groups and GPU hosts.
+func Foundation(t testing.TB, sim *awssim.Sim, key string, st *stack.Stack, env *environment.Environment) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	plan, err := ecs.Render(st, infra.Offline(env), release.Release{})
+	require.NoError(t, err)
+	tmpl, err := infra.Render(env, plan)
+	require.NoError(t, err)
+	body, err := infra.TemplateJSON(tmpl)
+	require.NoError(t, err)
+	c := aws.NewClients(Config(t, sim, key)).CFN
+	cs, err := infra.CreateChangeSet(ctx, c, env.Name, infra.ChangeSetOptions{Template: body, MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
+	require.NoError(t, err)
+	if cs.Empty() && !cs.Create {
+		out, err := infra.ReadOutputs(ctx, c, env.Name)
+		require.NoError(t, err)
+		return out
+	}
+	res, err := infra.Execute(ctx, c, cs, infra.WatchOptions{Poll: 20 * time.Millisecond})
+	require.NoError(t, err)
+	return res.Outputs
 }
