@@ -208,6 +208,6 @@ var cfnRecords = map[string]cfnRecord{
 	"AWS::ECR::Repository": {ref: lower("RepositoryName", 256), replaceOn: []string{"RepositoryName"}, attrs: func(x *cfnOp, r *cfnResource) map[string]any {
 		return map[string]any{"Arn": x.st.home.arn("ecr", "repository/"+r.physical), "RepositoryUri": x.st.home.account + ".dkr.ecr." + x.st.home.region + ".amazonaws.com/" + r.physical}
 	}},
-	"AWS::Route53::RecordSet": {ref: func(x *cfnOp, r *cfnResource) string { return propString(r.props, "Name") }, replaceOn: []string{"HostedZoneId", "Name", "Type"}},
+	"AWS::Route53::RecordSet":                  {ref: func(x *cfnOp, r *cfnResource) string { return propString(r.props, "Name") }, replaceOn: []string{"HostedZoneId", "Name", "Type"}},
 	"AWS::CloudFormation::WaitConditionHandle": {ref: fixed("https://cloudformation-waitcondition.example/awssim")},
 }

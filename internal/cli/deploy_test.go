@@ -20,9 +20,11 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
@@ -89,10 +91,10 @@ func newDeployWorld(t *testing.T) *deployWorld {
 	require.NoError(t, err)
 	st, err := stack.Load(ctx, stack.LoadOptions{Files: w.g.files})
 	require.NoError(t, err)
-	plan, err := ecs.Render(st, env, release.Release{})
+	// The account starts empty: staging's foundation comes from its stack (managed scaling
+	// adds the GPU host a rolling deploy of openvoice, one task per host, needs).
+	env, err = infra.Resolve(env, simtest.Foundation(t, w.sim, "AKIASTAGING", st, env))
 	require.NoError(t, err)
-	// Two GPU hosts, so a rolling deploy of openvoice (one task per host) has room.
-	w.sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 
 	cfg, err := simConfigFor(ctx, w.sim, "AKIASTAGING")
 	require.NoError(t, err)

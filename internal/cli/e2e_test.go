@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
@@ -46,9 +47,8 @@ func TestEndToEndPromotion(t *testing.T) {
 		if name == "dev" {
 			continue // left undeployed: status --all shows it as such
 		}
-		plan, err := ecs.Render(st, env, release.Release{})
-		require.NoError(t, err)
-		sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+		// The account starts empty; its foundation comes from the rendered stack.
+		simtest.Foundation(t, sim, key, st, env)
 	}
 	factory := func() (*Factory, *lockedBuffer, *lockedBuffer) {
 		out, errOut := &lockedBuffer{}, &lockedBuffer{}

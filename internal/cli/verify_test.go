@@ -15,8 +15,10 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/registry"
@@ -107,13 +109,15 @@ func (w *cloudWorld) clients(t *testing.T, env string) vmaws.Clients {
 	return vmaws.NewClients(cfg)
 }
 
-// provisionAndDeploy provisions two g4dn hosts (the service holds one GPU,
-// verify's check task takes the other) and, for staging, deploys r1.
+// provisionAndDeploy applies env's foundation stack (managed scaling adds the
+// g4dn host verify's check task needs beside the service's) and, for
+// staging, deploys r1.
 func (w *cloudWorld) provisionAndDeploy(t *testing.T, env string) {
 	t.Helper()
-	plan, err := ecs.Render(w.st, w.envs[env], *w.rel)
+	resolved, err := infra.Resolve(w.envs[env], simtest.Foundation(t, w.sim, w.keys[env], w.st, w.envs[env]))
 	require.NoError(t, err)
-	w.sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
+	plan, err := ecs.Render(w.st, resolved, *w.rel)
+	require.NoError(t, err)
 	if env != "staging" {
 		return
 	}

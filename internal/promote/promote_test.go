@@ -57,7 +57,6 @@ func TestPromoteOnTheSimulator(t *testing.T) {
 	w := verifytest.New(t)
 	staging := w.Deploy(t, "staging")
 	prodPlan := w.Plan(t, "prod", w.Rel)
-	w.Sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 	ctx := context.Background()
 	var approvals []Plan
 
@@ -177,7 +176,6 @@ func TestPromoteUnderThrottling(t *testing.T) {
 	w := verifytest.New(t)
 	w.Deploy(t, "staging")
 	prodPlan := w.Plan(t, "prod", w.Rel)
-	w.Sim.Provision(prodPlan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 	for _, op := range []string{
 		"ECR.BatchGetImage", "ECR.PutImage", "ECR.DescribeImages", "ECR.DescribeImageScanFindings", "ECR.DescribeRepositories", "ECR.CreateRepository",
 		"ECS.RegisterTaskDefinition", "ECS.DescribeTaskDefinition", "ECS.CreateService", "ECS.UpdateService", "ECS.DescribeServices", "ECS.ListTasks", "ECS.DescribeTasks",

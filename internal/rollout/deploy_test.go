@@ -30,9 +30,11 @@ import (
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
@@ -90,13 +92,14 @@ func newRolloutHarness(t testing.TB, envName string) *rolloutHarness {
 	require.NoError(t, err)
 	img, err := api.ImageInspect(context.Background(), dockertest.FixtureImage)
 	require.NoError(t, err)
-	h := &rolloutHarness{t: t, sim: sim, api: api, c: vmaws.NewClients(cfg), st: st, env: env, fixture: img.ID}
-	plan, err := ecs.Render(st, env, release.Release{})
+	// The account starts empty: the environment's foundation comes from its stack (the GPU
+	// capacity provider's managed scaling adds the spare host a rolling deploy of openvoice,
+	// one task per instance, needs).
+	outputs := simtest.Foundation(t, sim, key, st, env)
+	env, err = infra.Resolve(env, outputs)
 	require.NoError(t, err)
-	// Two GPU hosts: openvoice runs one task per instance, so a rolling deploy needs a
-	// spare one (on AWS the capacity provider's managed scaling launches it; awssim's
-	// groups do not scale out by themselves).
-	h.lb = sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()}).LoadBalancer
+	h := &rolloutHarness{t: t, sim: sim, api: api, c: vmaws.NewClients(cfg), st: st, env: env, fixture: img.ID}
+	h.lb = awssim.LoadBalancer{ARN: outputs[infra.OutLoadBalancer], DNSName: outputs[infra.OutLoadBalancerDNS]}
 	return h
 }
 

@@ -26,8 +26,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/ecs"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/rollout"
@@ -239,7 +241,6 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 
 	t.Run("an environment where nothing is deployed fails every service check", func(t *testing.T) {
 		prod := w.Plan(t, "prod", w.Rel)
-		w.Sim.Provision(prod)
 		opts := verifytest.FastVerify(w.Envs["prod"], verifytest.OKProbe)
 		opts.Settle = time.Second
 		rep, err := verify.Verify(ctx, w.Clients["prod"], prod, w.Rel, opts)
@@ -267,9 +268,8 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 				group = s.Hosts.AutoScalingGroup
 			}
 		}
-		// One host left, which the service's task holds.
-		w.Sim.AddAutoScalingGroup(group, 1, 5, 1)
-		w.Sim.RegisterContainerInstances(plan.Cluster, group)
+		// One host left, which the service's task holds, and no room to scale out.
+		w.Sim.AddAutoScalingGroup(group, 1, 1, 1)
 		require.Eventually(t, func() bool {
 			tasks, err := verify.RunningTasks(ctx, c.ECS, plan.Cluster, "openvoice")
 			return err == nil && len(tasks) == 1 && *tasks[0].LastStatus == "RUNNING"
@@ -285,6 +285,16 @@ func TestVerifyOnTheSimulator(t *testing.T) {
 	})
 
 	t.Run("a backend unhealthy and unreachable by route fails with ELB's reason", func(t *testing.T) {
+		// A rendering bug: the backend's rule loses the health path, which then falls to
+		// the frontend's catch-all.
+		var tmpl map[string]any
+		require.NoError(t, json.Unmarshal(simtest.Template(t, w.Stack, w.Envs["staging"]), &tmpl))
+		rule := tmpl["Resources"].(map[string]any)[infra.LogicalRule("backend")].(map[string]any)["Properties"].(map[string]any)
+		rule["Conditions"] = []any{map[string]any{"Field": "path-pattern", "PathPatternConfig": map[string]any{"Values": []any{"/api/*"}}}}
+		body, err := json.Marshal(tmpl)
+		require.NoError(t, err)
+		simtest.Apply(t, w.Sim, verifytest.Keys["staging"], "staging", body)
+
 		// A target beside the tasks that refuses ELB's health checks.
 		groups, err := verify.TargetGroups(ctx, c.ELB, []string{tgOf(plan, "backend")})
 		require.NoError(t, err)
@@ -327,7 +337,6 @@ func TestVerifyBurstWarnsOfASlowBackend(t *testing.T) {
 		cd := &plan.Services[i].TaskDefinition.ContainerDefinitions[0]
 		cd.Environment = append(cd.Environment, ecstypes.KeyValuePair{Name: sdkaws.String("DEMO_RESPONSE_DELAY"), Value: sdkaws.String("300ms")})
 	}
-	w.Sim.Provision(plan, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, err := rollout.Deploy(ctx, w.Clients["staging"], rollout.Options{Plan: plan, Release: w.Rel, Poll: 100 * time.Millisecond})

@@ -46,19 +46,32 @@ func Config(t testing.TB, sim *awssim.Sim, key string) sdkaws.Config {
 // balancer, target groups and GPU hosts.
 func Foundation(t testing.TB, sim *awssim.Sim, key string, st *stack.Stack, env *environment.Environment) map[string]string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	return Apply(t, sim, key, env.Name, Template(t, st, env))
+}
+
+// Template is env's rendered foundation template, JSON.
+func Template(t testing.TB, st *stack.Stack, env *environment.Environment) []byte {
+	t.Helper()
 	plan, err := ecs.Render(st, infra.Offline(env), release.Release{})
 	require.NoError(t, err)
 	tmpl, err := infra.Render(env, plan)
 	require.NoError(t, err)
 	body, err := infra.TemplateJSON(tmpl)
 	require.NoError(t, err)
+	return body
+}
+
+// Apply creates or updates env's stack to the template (a test may edit a rendered one to
+// stand for a rendering bug) and returns its outputs.
+func Apply(t testing.TB, sim *awssim.Sim, key, env string, body []byte) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	c := aws.NewClients(Config(t, sim, key)).CFN
-	cs, err := infra.CreateChangeSet(ctx, c, env.Name, infra.ChangeSetOptions{Template: body, MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
+	cs, err := infra.CreateChangeSet(ctx, c, env, infra.ChangeSetOptions{Template: body, MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
 	require.NoError(t, err)
 	if cs.Empty() && !cs.Create {
-		out, err := infra.ReadOutputs(ctx, c, env.Name)
+		out, err := infra.ReadOutputs(ctx, c, env)
 		require.NoError(t, err)
 		return out
 	}

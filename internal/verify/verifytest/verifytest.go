@@ -28,6 +28,7 @@ import (
 	"github.com/vmctl/vmctl/internal/doctor"
 	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/registry"
 	"github.com/vmctl/vmctl/internal/release"
@@ -120,11 +121,15 @@ func NewOf(t *testing.T, api *client.Client, image string) *World {
 	root := dockertest.RepoRoot()
 	w.Stack, err = stack.Load(ctx, stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
 	require.NoError(t, err)
+	// The account starts empty: each environment's foundation comes from its stack, and the
+	// environment takes its ids from the stack's outputs, as the commands do.
 	for name, key := range Keys {
 		env, err := environment.LoadNamed(filepath.Join(root, "environments"), name)
 		require.NoError(t, err)
-		w.Envs[name] = env
 		sim.AddUser(key, awssim.Principal{Account: env.AWS.AccountID, ARN: "arn:aws:iam::" + env.AWS.AccountID + ":role/ci"})
+		outputs := simtest.Foundation(t, sim, key, w.Stack, env)
+		w.Envs[name], err = infra.Resolve(env, outputs)
+		require.NoError(t, err)
 		w.Clients[name] = aws.NewClients(simtest.Config(t, sim, key))
 	}
 
@@ -151,13 +156,11 @@ func (w *World) Plan(t *testing.T, env string, rel *release.Release) *ecs.Plan {
 	return p
 }
 
-// Deploy provisions what the account holds around the plan (two g4dn
-// hosts: the service holds one GPU, the check task takes the other) and
-// deploys the release.
+// Deploy deploys the release onto the environment's foundation (the GPU
+// capacity provider's managed scaling adds the g4dn hosts the tasks need).
 func (w *World) Deploy(t *testing.T, env string) *ecs.Plan {
 	t.Helper()
 	p := w.Plan(t, env, w.Rel)
-	w.Sim.Provision(p, awssim.Instance{GPU: awssim.T4()}, awssim.Instance{GPU: awssim.T4()})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, err := rollout.Deploy(ctx, w.Clients[env], rollout.Options{Plan: p, Release: w.Rel, Poll: 100 * time.Millisecond})
