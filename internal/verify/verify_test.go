@@ -350,7 +350,7 @@ func TestVerifyBurstWarnsOfASlowBackend(t *testing.T) {
 	assert.True(t, rep.Passed(), "a warning does not fail verify")
 	back := endpointsBySubject(rep)["backend"]
 	assert.Equal(t, verify.Warn, back.Verdict)
-	assert.Regexp(t, `^GET http://127\.0\.0\.1:\d+/health answered 2xx through rule 1 \(/api/\*, /health\) of listener HTTP:80; P95 3\d\d(\.\d+)?ms over 5 requests is above the 200ms API target$`, back.Detail)
+	assert.Regexp(t, `^GET http://127\.0\.0\.1:\d+/health answered 2xx through rule \d+ \(/api/\*, /health\) of listener HTTP:80; P95 3\d\d(\.\d+)?ms over 5 requests is above the 200ms API target$`, back.Detail)
 	require.NotNil(t, back.Latency)
 	assert.Equal(t, 5, back.Latency.Requests)
 	assert.GreaterOrEqual(t, back.Latency.P95MS, 300.0)
