@@ -546,7 +546,8 @@ func TestBlueGreenResolvesTheAlternateGroupAndListenerRule(t *testing.T) {
 	assert.Contains(t, sdkaws.ToString(lb.TargetGroupArn), ":targetgroup/vmctl-prod-frontend/")
 	require.NotNil(t, lb.AdvancedConfiguration)
 	assert.Contains(t, sdkaws.ToString(lb.AdvancedConfiguration.AlternateTargetGroupArn), ":targetgroup/vmctl-prod-frontend-alt/")
-	assert.Contains(t, sdkaws.ToString(lb.AdvancedConfiguration.ProductionListenerRule), ":listener-rule/app/vmctl-prod/")
+	_, lbPath, _ := strings.Cut(h.lb.ARN, ":loadbalancer/") // app/NAME/ID, from the stack's output
+	assert.Contains(t, sdkaws.ToString(lb.AdvancedConfiguration.ProductionListenerRule), ":listener-rule/"+lbPath+"/", "a rule of the stack's load balancer")
 	assert.Equal(t, "arn:aws:iam::333333333333:role/vmctl-prod-ecs-infrastructure", sdkaws.ToString(lb.AdvancedConfiguration.RoleArn))
 
 	before := h.writeCalls()
