@@ -70,14 +70,17 @@ func newCloudWorld(t *testing.T) *cloudWorld {
 	}
 	t.Cleanup(w.sim.Close)
 	w.sim.UseDocker(api)
+	w.st, err = stack.Load(ctx, stack.LoadOptions{Files: w.g.files})
+	require.NoError(t, err)
+	// The account starts empty: each environment's foundation comes from its stack, and
+	// envs hold the environments with the stack's ids, as the commands resolve them.
 	for name, key := range w.keys {
 		env, err := environment.LoadNamed(w.g.envDir, name)
 		require.NoError(t, err)
-		w.envs[name] = env
 		w.sim.AddUser(key, awssim.Principal{Account: env.AWS.AccountID, ARN: "arn:aws:iam::" + env.AWS.AccountID + ":role/ci"})
+		w.envs[name], err = infra.Resolve(env, simtest.Foundation(t, w.sim, key, w.st, env))
+		require.NoError(t, err)
 	}
-	w.st, err = stack.Load(ctx, stack.LoadOptions{Files: w.g.files})
-	require.NoError(t, err)
 
 	w.rel = &release.Release{ID: "r1", Revision: "0123456789abcdef", Created: time.Now().UTC(), Images: map[string]release.Image{}}
 	for _, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
@@ -109,14 +112,11 @@ func (w *cloudWorld) clients(t *testing.T, env string) vmaws.Clients {
 	return vmaws.NewClients(cfg)
 }
 
-// provisionAndDeploy applies env's foundation stack (managed scaling adds the
-// g4dn host verify's check task needs beside the service's) and, for
-// staging, deploys r1.
+// provisionAndDeploy, for staging, deploys r1 onto the foundation (managed
+// scaling adds the g4dn host verify's check task needs beside the service's).
 func (w *cloudWorld) provisionAndDeploy(t *testing.T, env string) {
 	t.Helper()
-	resolved, err := infra.Resolve(w.envs[env], simtest.Foundation(t, w.sim, w.keys[env], w.st, w.envs[env]))
-	require.NoError(t, err)
-	plan, err := ecs.Render(w.st, resolved, *w.rel)
+	plan, err := ecs.Render(w.st, w.envs[env], *w.rel)
 	require.NoError(t, err)
 	if env != "staging" {
 		return
@@ -173,9 +173,10 @@ func TestVerifyCommand(t *testing.T) {
 	require.NoError(t, err, errOut.String()+out.String())
 	assert.Contains(t, out.String(), "Verify staging (cluster vmctl-staging), release r1\n")
 	assert.Regexp(t, `(?m)^parity\tbackend\tpass\t2 running tasks run the release's backend sha256:`, out.String())
-	assert.Regexp(t, `(?m)^endpoint\tfrontend\tpass\tGET http://127\.0\.0\.1:\d+/ answered 2xx through the default action of listener HTTP:80; P95 \S+ over 20 requests \(target 200ms\)$`, out.String())
-	// The demo stack routes /api/* to the backend, not its /health: a warning, exit 0.
-	assert.Regexp(t, `(?m)^endpoint\tbackend\twarning\tno listener rule routes /health to backend .*; target group health from ELB: 2/2 healthy$`, out.String())
+	// The foundation routes each service by an explicit rule (the catch-all last) and adds
+	// the backend's health path to its /api/* rule, so both answer through the ALB.
+	assert.Regexp(t, `(?m)^endpoint\tfrontend\tpass\tGET http://127\.0\.0\.1:\d+/ answered 2xx through rule \d+ \(/\*\) of listener HTTP:80; P95 \S+ over 20 requests \(target 200ms\)$`, out.String())
+	assert.Regexp(t, `(?m)^endpoint\tbackend\tpass\tGET http://127\.0\.0\.1:\d+/health answered 2xx through rule \d+ \(/api/\*, /health\) of listener HTTP:80; P95 \S+ over 20 requests \(target 200ms\)$`, out.String())
 	assert.Regexp(t, `(?m)^gpu-host\ti-\w+\tpass\tdriver 535\.104\.05, Tesla T4`, out.String())
 	assert.Regexp(t, `(?m)^cuda-probe\topenvoice\tpass\tready: torch 2\.0\.1\+cu118, CUDA 11\.8, cuDNN 8700, Tesla T4 \(7\.5\)`, out.String())
 	assert.Contains(t, out.String(), "Verdict: warning\n")

@@ -564,7 +564,7 @@ func TestDeployRefusesAnUnpinnedPlan(t *testing.T) {
 	require.NoError(t, err)
 	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
 	require.NoError(t, err)
-	plan, err := ecs.Render(st, env, release.Release{ID: "r9"})
+	plan, err := ecs.Render(st, infra.Offline(env), release.Release{ID: "r9"})
 	require.NoError(t, err)
 	_, err = rollout.Deploy(context.Background(), vmaws.Clients{}, rollout.Options{Plan: plan})
 	assert.EqualError(t, err, "deploy r9 to dev: some images have no digest in release r9, and vmctl deploys by digest only: push it first (vmctl push --env dev --release r9)")
@@ -625,7 +625,7 @@ func TestSpecHash(t *testing.T) {
 		for _, s := range []string{"frontend", "backend", "voicevox", "openvoice"} {
 			rel.Images[s] = release.Image{Digest: digest}
 		}
-		plan, err := ecs.Render(st, env, rel)
+		plan, err := ecs.Render(st, infra.Offline(env), rel)
 		require.NoError(t, err)
 		return plan.Services[0].TaskDefinition
 	}
