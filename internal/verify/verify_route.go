@@ -121,46 +121,16 @@ func rulesFromELB(in []elbtypes.Rule) []listenerRule {
 }
 
 // listenerRules reads the rules of the load balancer's listener that a
-// request to base arrives on: the one on base's port, else the only one,
-// else the only one of base's protocol.
+// request to base arrives on (pickListener).
 func (v *verifier) listenerRules(ctx context.Context, lbARN, base string) (string, []listenerRule, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, fmt.Errorf("read endpoint %s: %w", base, err)
-	}
-	port, _ := strconv.Atoi(u.Port())
-	proto, defPort := elbtypes.ProtocolEnumHttp, 80
-	if u.Scheme == "https" {
-		proto, defPort = elbtypes.ProtocolEnumHttps, 443
-	}
-	if u.Port() == "" {
-		port = defPort
-	}
 	ls, err := v.c.ELB.DescribeListeners(ctx, &elbv2.DescribeListenersInput{LoadBalancerArn: sdkaws.String(lbARN)})
 	if err != nil {
 		return "", nil, fmt.Errorf("describe the listeners of %s: %w", lbARN, err)
 	}
-	var pick []elbtypes.Listener
-	for _, by := range []func(elbtypes.Listener) bool{
-		func(l elbtypes.Listener) bool { return int(sdkaws.ToInt32(l.Port)) == port },
-		func(elbtypes.Listener) bool { return true },
-		func(l elbtypes.Listener) bool { return l.Protocol == proto },
-	} {
-		var m []elbtypes.Listener
-		for _, l := range ls.Listeners {
-			if by(l) {
-				m = append(m, l)
-			}
-		}
-		if len(m) == 1 {
-			pick = m
-			break
-		}
+	l, err := pickListener(ls.Listeners, lbARN, base)
+	if err != nil {
+		return "", nil, err
 	}
-	if len(pick) == 0 {
-		return "", nil, fmt.Errorf("cannot tell which of the %d listeners of %s answers %s", len(ls.Listeners), lbARN, base)
-	}
-	l := pick[0]
 	name := fmt.Sprintf("listener %s:%d", l.Protocol, sdkaws.ToInt32(l.Port))
 	var rules []elbtypes.Rule
 	in := &elbv2.DescribeRulesInput{ListenerArn: l.ListenerArn}
@@ -176,6 +146,46 @@ func (v *verifier) listenerRules(ctx context.Context, lbARN, base string) (strin
 		in.Marker = out.NextMarker
 	}
 	return name, rulesFromELB(rules), nil
+}
+
+// pickListener is the listener a request to base arrives on: the one on
+// base's port, else the only one, else the only one that does more than
+// redirect (an HTTPS listener beside port 80 redirecting to it, reached
+// at an address that names neither port, as verify --endpoint or a test's
+// loopback proxy does), else the only one of base's protocol.
+func pickListener(ls []elbtypes.Listener, lbARN, base string) (elbtypes.Listener, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return elbtypes.Listener{}, fmt.Errorf("read endpoint %s: %w", base, err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	proto, defPort := elbtypes.ProtocolEnumHttp, 80
+	if u.Scheme == "https" {
+		proto, defPort = elbtypes.ProtocolEnumHttps, 443
+	}
+	if u.Port() == "" {
+		port = defPort
+	}
+	redirects := func(l elbtypes.Listener) bool {
+		return len(l.DefaultActions) > 0 && !slices.ContainsFunc(l.DefaultActions, func(a elbtypes.Action) bool { return a.Type != elbtypes.ActionTypeEnumRedirect })
+	}
+	for _, by := range []func(elbtypes.Listener) bool{
+		func(l elbtypes.Listener) bool { return int(sdkaws.ToInt32(l.Port)) == port },
+		func(elbtypes.Listener) bool { return true },
+		func(l elbtypes.Listener) bool { return !redirects(l) },
+		func(l elbtypes.Listener) bool { return l.Protocol == proto },
+	} {
+		var m []elbtypes.Listener
+		for _, l := range ls {
+			if by(l) {
+				m = append(m, l)
+			}
+		}
+		if len(m) == 1 {
+			return m[0], nil
+		}
+	}
+	return elbtypes.Listener{}, fmt.Errorf("cannot tell which of the %d listeners of %s answers %s", len(ls), lbARN, base)
 }
 
 // tgName is the name inside a target group ARN (targetgroup/NAME/ID).

@@ -199,3 +199,36 @@ func TestP95(t *testing.T) {
 	assert.Zero(t, p95(nil))
 	assert.Equal(t, 312.5, millis(312500*time.Microsecond))
 }
+
+// With HTTPS, port 80 only redirects: a request to an address that names
+// neither port (the loopback proxy, verify --endpoint) is answered by the
+// listener that forwards, not by the redirect.
+func TestPickListener(t *testing.T) {
+	https := elbtypes.Listener{ListenerArn: sdkaws.String("https"), Port: sdkaws.Int32(443), Protocol: elbtypes.ProtocolEnumHttps,
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumFixedResponse}}}
+	redirect := elbtypes.Listener{ListenerArn: sdkaws.String("http"), Port: sdkaws.Int32(80), Protocol: elbtypes.ProtocolEnumHttp,
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumRedirect}}}
+	plain := elbtypes.Listener{ListenerArn: sdkaws.String("plain"), Port: sdkaws.Int32(8080), Protocol: elbtypes.ProtocolEnumHttp,
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward}}}
+	for _, tt := range []struct {
+		name      string
+		listeners []elbtypes.Listener
+		base      string
+		want      string
+	}{
+		{"the port decides", []elbtypes.Listener{https, redirect}, "http://vmapp.example.com", "http"},
+		{"https on 443", []elbtypes.Listener{https, redirect}, "https://vmapp.example.com", "https"},
+		{"no port named: the one that forwards, not the redirect", []elbtypes.Listener{redirect, https}, "http://127.0.0.1:40123", "https"},
+		{"the only one", []elbtypes.Listener{redirect}, "http://127.0.0.1:40123", "http"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := pickListener(tt.listeners, "lb", tt.base)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, sdkaws.ToString(l.ListenerArn))
+		})
+	}
+	other := plain
+	other.Port = sdkaws.Int32(8081)
+	_, err := pickListener([]elbtypes.Listener{plain, other}, "lb", "http://127.0.0.1:40123")
+	assert.EqualError(t, err, "cannot tell which of the 2 listeners of lb answers http://127.0.0.1:40123")
+}
