@@ -220,12 +220,21 @@ func printChangeSet(w interface{ Write([]byte) (int, error) }, terminal bool, cs
 		fmt.Fprintf(w, "No changes: stack %s already matches environment %s.\n", cs.Stack, cs.Env)
 		return nil
 	}
-	n := cs.Count()
-	verb := "would change"
 	if cs.Create {
-		verb = "does not exist yet; applying would create it with"
+		// A new stack is all adds: by type says more than 100 lines of them.
+		fmt.Fprintf(w, "Stack %s does not exist yet: applying creates %d resources\n", cs.Stack, len(cs.Changes))
+		byType := map[string]int{}
+		for _, c := range cs.Changes {
+			byType[c.Type]++
+		}
+		t := newTable(w, terminal, "TYPE", "COUNT")
+		for _, typ := range slices.Sorted(maps.Keys(byType)) {
+			t.add(typ, strconv.Itoa(byType[typ]))
+		}
+		return t.flush()
 	}
-	fmt.Fprintf(w, "Stack %s %s: %d to add, %d to modify, %d to replace, %d to remove\n", cs.Stack, verb, n[infra.ActionAdd], n[infra.ActionModify], n[infra.ActionReplace], n[infra.ActionRemove])
+	n := cs.Count()
+	fmt.Fprintf(w, "Stack %s would change: %d to add, %d to modify, %d to replace, %d to remove\n", cs.Stack, n[infra.ActionAdd], n[infra.ActionModify], n[infra.ActionReplace], n[infra.ActionRemove])
 	t := newTable(w, terminal, "ACTION", "RESOURCE", "TYPE", "DETAIL")
 	for _, c := range cs.Changes {
 		action := string(c.Action)
