@@ -328,6 +328,57 @@ func TestInfraApplyAgainstMoto(t *testing.T) {
 	assert.Contains(t, out, "Stack vmctl-dev: UPDATE_COMPLETE (healthy)\n")
 	assert.Contains(t, out, "Drift: UNKNOWN: CloudFormation could not detect drift: ")
 	assert.Contains(t, out, infra.OutVPC+"\t"+o[infra.OutVPC]+"\n")
+
+	// destroy asks for the environment's name on a terminal; a wrong one changes nothing.
+	typed := func(answer string) func(out, errOut *bytes.Buffer) *Factory {
+		return func(out, errOut *bytes.Buffer) *Factory {
+			f := factory(out, errOut)
+			f.IO.In, f.IO.ErrIsTerminal = strings.NewReader(answer), true
+			return f
+		}
+	}
+	code, _, errOut = runInfra(t, typed("prod\n"), "--env-dir", dir, "--progress", "plain", "infra", "destroy", "--env", "dev")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, errOut, `Type "dev" to confirm: vmctl: destroy vmctl-dev: not confirmed: the answer was not "dev"; nothing was changed`)
+	// moto 5.2 deletes a stack's resources in no dependency order (its VPC first, refused):
+	// TestInfraDestroyKeepsTheData destroys a smaller stack.
+}
+
+// destroy of an unprotected environment deletes the stack, says what its policies keep,
+// and leaves no foundation behind.
+func TestInfraDestroyKeepsTheData(t *testing.T) {
+	srv := mototest.Start(t, "111111111111")
+	cfg := srv.Config(t)
+	ctx := context.Background()
+	tpl := `{"Resources":{
+		"VideoBucket":{"Type":"AWS::S3::Bucket","DeletionPolicy":"Retain","Properties":{"BucketName":"vmctl-dev-videos"}},
+		"AlarmTopic":{"Type":"AWS::SNS::Topic","Properties":{"TopicName":"vmctl-dev-alarms"}}},
+		"Outputs":{"VideoBucketName":{"Value":{"Ref":"VideoBucket"}}}}`
+	_, err := cloudformation.NewFromConfig(cfg).CreateStack(ctx, &cloudformation.CreateStackInput{StackName: sdkaws.String("vmctl-dev"), TemplateBody: sdkaws.String(tpl)})
+	require.NoError(t, err)
+	factory := func(out, errOut *bytes.Buffer) *Factory {
+		f := testFactory(nil, out, errOut)
+		f.AWSConfig = func(context.Context, *environment.Environment) (sdkaws.Config, error) { return cfg, nil }
+		return f
+	}
+	envDir := filepath.Join(dockertest.RepoRoot(), "environments")
+
+	code, _, errOut := runInfra(t, factory, "--env-dir", envDir, "infra", "destroy", "--env", "dev")
+	assert.Equal(t, ExitError, code)
+	assert.Equal(t, "vmctl: destroy vmctl-dev: not confirmed: pass --yes, or run it on a terminal and type \"dev\"; nothing was changed\n", errOut)
+
+	code, out, errOut := runInfra(t, factory, "--env-dir", envDir, "--progress", "plain", "infra", "destroy", "--env", "dev", "--yes")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, errOut, "vmctl-dev DELETE_COMPLETE\nstack vmctl-dev is deleted\nkept, as their DeletionPolicy says")
+	assert.Equal(t, "RESOURCE\tTYPE\tID\tPOLICY\nVideoBucket\tAWS::S3::Bucket\tvmctl-dev-videos\tRetain\n", out)
+	_, err = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: sdkaws.String("vmctl-dev-videos")})
+	require.NoError(t, err, "the bucket is kept")
+	_, err = infra.ReadOutputs(ctx, cloudformation.NewFromConfig(cfg), "dev")
+	require.EqualError(t, err, "environment dev has no foundation: stack vmctl-dev does not exist: run vmctl infra apply --env dev")
+
+	code, _, errOut = runInfra(t, factory, "--env-dir", envDir, "infra", "destroy", "--env", "dev", "--yes")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Equal(t, "stack vmctl-dev does not exist: nothing to destroy in dev\n", errOut)
 }
 
 func ruleText(p ec2types.IpPermission, from string) string {
@@ -352,4 +403,115 @@ func listChangeSets(t *testing.T, cfg sdkaws.Config) []string {
 		}
 	}
 	return names
+}
+
+// template and plan read only the files: no AWS configuration is touched.
+func TestInfraTemplateAndPlanOffline(t *testing.T) {
+	factory := func(out, errOut *bytes.Buffer) *Factory {
+		f := testFactory(nil, out, errOut)
+		f.AWSConfig = func(context.Context, *environment.Environment) (sdkaws.Config, error) {
+			t.Error("an offline command asked for AWS credentials")
+			return sdkaws.Config{}, nil
+		}
+		return f
+	}
+	envDir := filepath.Join(dockertest.RepoRoot(), "environments")
+	code, out, errOut := runInfra(t, factory, "--env-dir", envDir, "infra", "template", "--env", "prod")
+	require.Equal(t, ExitOK, code, errOut)
+	var tpl struct {
+		Description string
+		Resources   map[string]struct{ Type string }
+		Outputs     map[string]any
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &tpl))
+	assert.Contains(t, tpl.Description, "vmctl-prod")
+	assert.Equal(t, "AWS::RDS::DBInstance", tpl.Resources["Database"].Type)
+	assert.Contains(t, tpl.Outputs, infra.OutVPC)
+
+	code, out, errOut = runInfra(t, factory, "--env-dir", envDir, "infra", "plan", "--env", "prod")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Regexp(t, `^Foundation of prod: stack vmctl-prod in account 333333333333, ap-northeast-1: \d+ resources\n`, out)
+	assert.Contains(t, out, "AWS::EC2::NatGateway\t2\n", "prod: one NAT gateway per zone")
+	assert.Contains(t, out, "Database\tAWS::RDS::DBInstance\tpostgres 16, db.t4g.medium, 50 GiB, Multi-AZ true, backups 7 days, encrypted true, deletion protection true\tSnapshot (stateful)\n")
+	assert.Contains(t, out, "SecurityGroupRdsIngressBackend\tAWS::EC2::SecurityGroupIngress\tSecurityGroupRds: 5432/tcp from SecurityGroupBackend\t-\n")
+	assert.Contains(t, out, "VideoBucket\tAWS::S3::Bucket\tversioning Enabled, STANDARD_IA at 30 d, GLACIER at 90 d\tRetain (stateful)\n")
+
+	code, out, errOut = runInfra(t, factory, "--env-dir", envDir, "infra", "plan", "--env", "dev", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	var sum struct {
+		Env     string         `json:"environment"`
+		Stack   string         `json:"stack"`
+		ByType  map[string]int `json:"by_type"`
+		Results int            `json:"resources"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	assert.Equal(t, "vmctl-dev", sum.Stack)
+	assert.Equal(t, 1, sum.ByType["AWS::EC2::NatGateway"], "dev shares one NAT gateway")
+	assert.Equal(t, 6, sum.ByType["AWS::EC2::Subnet"])
+}
+
+// Bad input is one line, exits non-zero, and changes nothing: not even a credential is
+// asked for where the files alone say no.
+func TestInfraBadInput(t *testing.T) {
+	envDir := filepath.Join(dockertest.RepoRoot(), "environments")
+	noAWS := func(out, errOut *bytes.Buffer) *Factory {
+		f := testFactory(nil, out, errOut)
+		f.AWSConfig = func(context.Context, *environment.Environment) (sdkaws.Config, error) {
+			t.Error("asked for AWS credentials")
+			return sdkaws.Config{}, nil
+		}
+		return f
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown environment", []string{"infra", "template", "--env", "nope"}, ExitError, `vmctl: unknown environment "nope": ` + envDir + " has dev, local, prod, staging"},
+		{"local environment", []string{"infra", "plan", "--env", "local"}, ExitUsage, "vmctl: environment local is local, not an AWS environment: it has no foundation stack"},
+		{"protected destroy", []string{"infra", "destroy", "--env", "prod", "--yes"}, ExitError, "vmctl: destroy vmctl-prod: refused: prod is protected, and vmctl never destroys a protected environment's foundation; nothing was changed"},
+		{"protected staging destroy", []string{"infra", "destroy", "--env", "staging", "--yes"}, ExitError, "vmctl: destroy vmctl-staging: refused: staging is protected"},
+		{"not stateful", []string{"infra", "apply", "--env", "dev", "--allow-replace", "Vpc"}, ExitUsage, "vmctl: --allow-replace Vpc: not a stateful resource: name one of Database, FileSystem, VideoBucket, DataKey"},
+		{"status of nothing", []string{"infra", "status"}, ExitUsage, "vmctl: name one environment with --env, or all with --all"},
+		{"status of both", []string{"infra", "status", "--env", "dev", "--all"}, ExitUsage, "vmctl: name one environment with --env, or all with --all"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runInfra(t, noAWS, append([]string{"--env-dir", envDir}, tt.args...)...)
+			assert.Equal(t, tt.code, code)
+			assert.Empty(t, out)
+			assert.Contains(t, errOut, tt.want)
+			if tt.code == ExitError {
+				assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
+			}
+		})
+	}
+}
+
+// Without approval nothing is created: a protected environment in CI without --approve-prod,
+// and a destroy nobody confirmed.
+func TestInfraWithoutApprovalCreatesNothing(t *testing.T) {
+	srv := mototest.Start(t, "222222222222")
+	adapter := &motoAdapter{}
+	factory := func(out, errOut *bytes.Buffer) *Factory {
+		f := testFactory(nil, out, errOut)
+		f.AWSConfig = adapter.config(srv, t)
+		return f
+	}
+	envDir := filepath.Join(dockertest.RepoRoot(), "environments")
+	for _, args := range [][]string{
+		{"infra", "apply", "--env", "staging"},
+		{"infra", "apply", "--env", "staging", "--yes"},
+	} {
+		code, out, errOut := runInfra(t, factory, append([]string{"--env-dir", envDir}, args...)...)
+		assert.Equal(t, ExitError, code, errOut)
+		assert.Empty(t, out)
+		assert.Contains(t, errOut, "vmctl: apply the foundation stack vmctl-staging to staging: not approved: staging is protected: ")
+		assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
+	}
+	st, err := infra.DescribeStack(context.Background(), cloudformation.NewFromConfig(srv.Config(t)), "staging")
+	require.NoError(t, err)
+	assert.Nil(t, st, "nothing was created")
+	assert.Nil(t, adapter.left, "no template was sent")
 }
