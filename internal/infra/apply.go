@@ -112,7 +112,7 @@ func Execute(ctx context.Context, c vmaws.CloudFormation, cs *ChangeSet, opts Wa
 			return nil, err
 		}
 		if _, err := c.ExecuteChangeSet(ctx, &cloudformation.ExecuteChangeSetInput{ChangeSetName: sdkaws.String(cs.ID), StackName: sdkaws.String(cs.StackID)}); err != nil {
-			return nil, cs.abandon(ctx, c, fmt.Errorf("execute change set %s of stack %s: %s", cs.Name, cs.Stack, apiMessage(err)))
+			return nil, cs.Abandon(ctx, c, fmt.Errorf("execute change set %s of stack %s: %s", cs.Name, cs.Stack, apiMessage(err)))
 		}
 		cs.Deleted = true // CloudFormation consumes an executed change set
 	}

@@ -153,7 +153,7 @@ func CreateChangeSet(ctx context.Context, c vmaws.CloudFormation, env string, op
 
 	desc, err := waitChangeSet(ctx, c, cs, opts)
 	if err != nil {
-		return nil, cs.abandon(ctx, c, err)
+		return nil, cs.Abandon(ctx, c, err)
 	}
 	if desc.Status == types.ChangeSetStatusFailed {
 		reason := sdkaws.ToString(desc.StatusReason)
@@ -162,10 +162,10 @@ func CreateChangeSet(ctx context.Context, c vmaws.CloudFormation, env string, op
 				return cs, cs.Delete(ctx, c)
 			}
 		}
-		return nil, cs.abandon(ctx, c, fmt.Errorf("CloudFormation could not make a change set for stack %s: %s: fix the environment file or the template and run again", cs.Stack, oneLine(reason)))
+		return nil, cs.Abandon(ctx, c, fmt.Errorf("CloudFormation could not make a change set for stack %s: %s: fix the environment file or the template and run again", cs.Stack, oneLine(reason)))
 	}
 	if err := cs.describe(ctx, c); err != nil {
-		return nil, cs.abandon(ctx, c, err)
+		return nil, cs.Abandon(ctx, c, err)
 	}
 	return cs, nil
 }
@@ -367,9 +367,9 @@ func (cs *ChangeSet) Delete(ctx context.Context, c vmaws.CloudFormation) error {
 	return nil
 }
 
-// abandon deletes the change set after err and returns err, with the cleanup's failure
+// Abandon deletes the change set after err and returns err, with the cleanup's failure
 // joined when there was one.
-func (cs *ChangeSet) abandon(ctx context.Context, c vmaws.CloudFormation, err error) error {
+func (cs *ChangeSet) Abandon(ctx context.Context, c vmaws.CloudFormation, err error) error {
 	if derr := cs.Delete(ctx, c); derr != nil {
 		return errors.Join(err, derr)
 	}
