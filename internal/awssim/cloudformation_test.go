@@ -2,10 +2,12 @@ package awssim_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -13,6 +15,7 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -103,4 +106,78 @@ func TestCloudFormationFoundation(t *testing.T) {
 	stacks, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: sdkaws.String("vmctl-staging")})
 	require.NoError(t, err)
 	assert.Equal(t, cfntypes.StackStatusCreateComplete, stacks.Stacks[0].StackStatus)
+}
+
+// A target group's health check is the template's: the same targets turn unhealthy when a
+// rendering bug gives the group a matcher its service does not answer.
+func TestCloudFormationTargetGroupFromTemplate(t *testing.T) {
+	sim := computeSim(t)
+	root := dockertest.RepoRoot()
+	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
+	require.NoError(t, err)
+	env, err := environment.LoadNamed(filepath.Join(root, "environments"), "staging")
+	require.NoError(t, err)
+	simtest.Foundation(t, sim, computeKey, st, env)
+	elb := newELB(t, sim)
+	tgs, err := elb.DescribeTargetGroups(context.Background(), &elbv2.DescribeTargetGroupsInput{Names: []string{"vmctl-staging-backend"}})
+	require.NoError(t, err)
+	arn := sdkaws.ToString(tgs.TargetGroups[0].TargetGroupArn)
+	backend := newFakeTarget(t, "backend") // answers 200 on /health
+	require.NoError(t, sim.RegisterTarget(arn, backend.port()))
+	require.Eventually(t, func() bool { return targetHealthOf(t, elb, arn)[backend.port()].State == elbtypes.TargetHealthStateEnumHealthy },
+		10*time.Second, 50*time.Millisecond)
+
+	var tmpl map[string]any
+	require.NoError(t, json.Unmarshal(simtest.Template(t, st, env), &tmpl))
+	props := tmpl["Resources"].(map[string]any)[infra.LogicalTargetGroup("backend", false)].(map[string]any)["Properties"].(map[string]any)
+	props["Matcher"] = map[string]any{"HttpCode": "204"}
+	body, err := json.Marshal(tmpl)
+	require.NoError(t, err)
+	simtest.Apply(t, sim, computeKey, "staging", body)
+	require.Eventually(t, func() bool {
+		h := targetHealthOf(t, elb, arn)[backend.port()]
+		return h.State == elbtypes.TargetHealthStateEnumUnhealthy && h.Reason == elbtypes.TargetHealthReasonEnumResponseCodeMismatch
+	}, 10*time.Second, 50*time.Millisecond, "the group checks what the template says")
+}
+
+// With a domain the foundation serves HTTPS on 443 (plain HTTP stands in for TLS on the
+// loopback proxy) and port 80 only redirects: DescribeListeners says both as they are, and
+// the proxy answers by the HTTPS listener's rules.
+func TestCloudFormationHTTPSListeners(t *testing.T) {
+	sim := awssim.New()
+	t.Cleanup(sim.Close)
+	sim.AddUser("AKIAPROD", awssim.Principal{Account: "333333333333", ARN: "arn:aws:iam::333333333333:role/ci"})
+	root := dockertest.RepoRoot()
+	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
+	require.NoError(t, err)
+	env, err := environment.LoadNamed(filepath.Join(root, "environments"), "prod")
+	require.NoError(t, err)
+	env.AWS.Domain = "vmapp.example.com" // never dialled: the test talks to the proxy's loopback address
+	env.AWS.CertificateARN = "arn:aws:acm:ap-northeast-1:333333333333:certificate/0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b"
+	out := simtest.Foundation(t, sim, "AKIAPROD", st, env)
+
+	elb := elbv2.NewFromConfig(simtest.Config(t, sim, "AKIAPROD"))
+	ls, err := elb.DescribeListeners(context.Background(), &elbv2.DescribeListenersInput{LoadBalancerArn: sdkaws.String(out[infra.OutLoadBalancer])})
+	require.NoError(t, err)
+	byPort := map[int32]elbtypes.Listener{}
+	for _, l := range ls.Listeners {
+		byPort[sdkaws.ToInt32(l.Port)] = l
+	}
+	require.Len(t, byPort, 2)
+	https := byPort[443]
+	assert.Equal(t, elbtypes.ProtocolEnumHttps, https.Protocol)
+	assert.Equal(t, env.AWS.CertificateARN, sdkaws.ToString(https.Certificates[0].CertificateArn))
+	assert.NotEmpty(t, sdkaws.ToString(https.SslPolicy))
+	assert.Equal(t, out[infra.OutHTTPSListener], sdkaws.ToString(https.ListenerArn))
+	redirect := byPort[80].DefaultActions[0]
+	require.Equal(t, elbtypes.ActionTypeEnumRedirect, redirect.Type)
+	assert.Equal(t, "HTTPS", sdkaws.ToString(redirect.RedirectConfig.Protocol))
+	assert.Equal(t, "443", sdkaws.ToString(redirect.RedirectConfig.Port))
+	assert.Equal(t, elbtypes.RedirectActionStatusCodeEnumHttp301, redirect.RedirectConfig.StatusCode)
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get("http://" + out[infra.OutLoadBalancerDNS] + "/api/voices")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "routed by the HTTPS listener's rule to a group with no targets yet, not redirected")
 }
