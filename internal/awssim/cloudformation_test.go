@@ -124,7 +124,9 @@ func TestCloudFormationTargetGroupFromTemplate(t *testing.T) {
 	arn := sdkaws.ToString(tgs.TargetGroups[0].TargetGroupArn)
 	backend := newFakeTarget(t, "backend") // answers 200 on /health
 	require.NoError(t, sim.RegisterTarget(arn, backend.port()))
-	require.Eventually(t, func() bool { return targetHealthOf(t, elb, arn)[backend.port()].State == elbtypes.TargetHealthStateEnumHealthy },
+	require.Eventually(t, func() bool {
+		return targetHealthOf(t, elb, arn)[backend.port()].State == elbtypes.TargetHealthStateEnumHealthy
+	},
 		10*time.Second, 50*time.Millisecond)
 
 	var tmpl map[string]any
