@@ -72,8 +72,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintf(stdout, "export AWS_ENDPOINT_URL=%s\n", sim.URL())
-	fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s\n", *accessKey)
-	fmt.Fprintf(stdout, "export AWS_SECRET_ACCESS_KEY=awssim\n")
+	if profiles == "" {
+		fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s\n", *accessKey)
+		fmt.Fprintf(stdout, "export AWS_SECRET_ACCESS_KEY=awssim\n")
+	} else {
+		// Keys in the environment would outrank the profiles.
+		fmt.Fprintf(stdout, "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN\n")
+	}
 	fmt.Fprintf(stdout, "export AWS_REGION=%s\n", *region)
 	fmt.Fprintf(stdout, "export AWS_DEFAULT_REGION=%s\n", *region) // the AWS CLI v1 reads this one
 	fmt.Fprintf(stdout, "export AWSSIM_REGISTRY=%s\n", sim.RegistryHost())
