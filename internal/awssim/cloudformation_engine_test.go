@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -390,4 +391,26 @@ func TestCloudFormationGPUCapacity(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, cl.Clusters)
 	assert.True(t, strings.HasPrefix(sdkaws.ToString(cl.Failures[0].Reason), "MISSING"))
+}
+
+// With a step time a stack operation runs in the background, as CloudFormation's does:
+// the call returns with the stack in progress, and its events arrive one by one.
+func TestCloudFormationInBackground(t *testing.T) {
+	sim := computeSim(t)
+	sim.SetCloudFormationStep(20 * time.Millisecond)
+	c := newCFN(t, sim)
+	ctx := context.Background()
+	_, err := c.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: sdkaws.String("web"), TemplateBody: sdkaws.String(webStack("/health", 8080).body(t))})
+	require.NoError(t, err)
+	assert.Equal(t, cfntypes.StackStatusCreateInProgress, stackOf(t, c, "web").StackStatus)
+	seen := 0
+	require.Eventually(t, func() bool {
+		seen = max(seen, len(events(t, c, "web")))
+		return stackOf(t, c, "web").StackStatus == cfntypes.StackStatusCreateComplete
+	}, 10*time.Second, 5*time.Millisecond)
+	assert.Less(t, seen, len(events(t, c, "web")), "some events were read before the last")
+	_, err = c.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: sdkaws.String("web")})
+	require.NoError(t, err)
+	_, err = c.UpdateStack(ctx, &cloudformation.UpdateStackInput{StackName: sdkaws.String("web"), TemplateBody: sdkaws.String(webStack("/", 8080).body(t))})
+	assert.Contains(t, err.Error(), "DELETE_IN_PROGRESS state and can not be updated", "busy while it is deleted")
 }

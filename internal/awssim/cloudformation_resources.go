@@ -783,7 +783,7 @@ func targetGroupHandler() *cfnHandler {
 				return fmt.Errorf("Target group %s not found", r.physical)
 			}
 			spec.Name = tg.spec.Name
-			spec.Interval = tg.spec.Interval // the prober's ticker keeps its period
+			spec.Interval, spec.Timeout = tg.spec.Interval, tg.spec.Timeout // the prober keeps its period and client
 			tg.spec, tg.shown = spec, shown
 			return nil
 		},

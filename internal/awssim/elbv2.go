@@ -371,8 +371,12 @@ func (tg *targetGroup) targetReason(t *ecsTask) string {
 func (s *Sim) probeTargets(tg *targetGroup) {
 	f := s.compute
 	defer f.wg.Done()
-	client := &http.Client{Timeout: tg.spec.Timeout, Transport: &http.Transport{DisableKeepAlives: true}}
-	tick := time.NewTicker(tg.spec.Interval)
+	// A stack update may change the spec while this runs: read it locked.
+	f.mu.Lock()
+	timeout, interval := tg.spec.Timeout, tg.spec.Interval
+	f.mu.Unlock()
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
