@@ -406,7 +406,7 @@ func (x *cfnOp) apply() {
 	if x.kind == "UPDATE" {
 		// Old physical resources of replaced ones, then the removed ones,
 		// dependents first.
-		for _, old := range retire {
+		for _, old := range x.reverseOrder(retire) {
 			x.pause()
 			x.deleteResource(old, old.updateReplaceRetains(x.tmpl))
 		}

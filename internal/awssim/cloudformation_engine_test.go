@@ -227,6 +227,19 @@ func TestCloudFormationLifecycle(t *testing.T) {
 	assert.Equal(t, cfntypes.EvaluationTypeDynamic, byID["Rule"].Details[0].Evaluation)
 	assert.Equal(t, cfntypes.ReplacementFalse, byID["Rule"].Replacement)
 
+	// A new load balancer name replaces it; its listener, which names it, may be replaced:
+	// whether depends on a value known only once the new one exists.
+	renamed := webStack("/health", 8080)
+	renamed.Resources["Lb"].(map[string]any)["Properties"].(map[string]any)["Name"] = "web2"
+	ren := changeSet(t, c, "web", "rename", "UPDATE", renamed.body(t))
+	byID = map[string]cfntypes.ResourceChange{}
+	for _, ch := range ren.Changes {
+		byID[sdkaws.ToString(ch.ResourceChange.LogicalResourceId)] = *ch.ResourceChange
+	}
+	assert.Equal(t, cfntypes.ReplacementTrue, byID["Lb"].Replacement)
+	assert.Equal(t, cfntypes.ReplacementConditional, byID["Listener"].Replacement)
+	assert.Equal(t, "Lb", sdkaws.ToString(byID["Listener"].Details[0].CausingEntity))
+
 	// Executing one change set discards the others.
 	execute(t, c, "web", "modify")
 	assert.Equal(t, cfntypes.StackStatusUpdateComplete, stackOf(t, c, "web").StackStatus)
@@ -238,6 +251,26 @@ func TestCloudFormationLifecycle(t *testing.T) {
 	assert.Equal(t, sdkaws.ToString(tg.TargetGroupArn), sdkaws.ToString(tgs.TargetGroups[0].TargetGroupArn), "modified in place")
 	assert.Contains(t, events(t, c, "web"), "Logs DELETE_SKIPPED", "DeletionPolicy Retain")
 
+	// Replacing: the new load balancer first, its listener and rule anew, the old ones
+	// deleted after.
+	renamed = webStack("/ready", 8080)
+	delete(renamed.Resources, "Logs")
+	renamed.Resources["Lb"].(map[string]any)["Properties"].(map[string]any)["Name"] = "web2"
+	changeSet(t, c, "web", "rename2", "UPDATE", renamed.body(t))
+	execute(t, c, "web", "rename2")
+	require.Equal(t, cfntypes.StackStatusUpdateComplete, stackOf(t, c, "web").StackStatus, "%v", failures(t, c, "web"))
+	_, err = elb.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{"web"}})
+	assert.Equal(t, "LoadBalancerNotFound", computeErrCode(err), "the old one is gone")
+	lbs, err = elb.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{"web2"}})
+	require.NoError(t, err)
+	ls, err = elb.DescribeListeners(ctx, &elbv2.DescribeListenersInput{LoadBalancerArn: lbs.LoadBalancers[0].LoadBalancerArn})
+	require.NoError(t, err)
+	require.Len(t, ls.Listeners, 1, "the listener moved with it")
+	tgs, err = elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: []string{"web-app"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{sdkaws.ToString(lbs.LoadBalancers[0].LoadBalancerArn)}, tgs.TargetGroups[0].LoadBalancerArns)
+	assert.Regexp(t, `^http://127\.0\.0\.1:\d+/app/$`, outputsOf(stackOf(t, c, "web"))["Url"])
+
 	// Deleted: the load balancer and its groups are gone; by id the stack is DELETE_COMPLETE.
 	id := sdkaws.ToString(stackOf(t, c, "web").StackId)
 	_, err = c.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: sdkaws.String("web")})
@@ -245,7 +278,7 @@ func TestCloudFormationLifecycle(t *testing.T) {
 	_, err = c.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: sdkaws.String("web")})
 	assert.Contains(t, err.Error(), "Stack with id web does not exist")
 	assert.Equal(t, cfntypes.StackStatusDeleteComplete, stackOf(t, c, id).StackStatus)
-	_, err = elb.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{"web"}})
+	_, err = elb.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{"web2"}})
 	assert.Equal(t, "LoadBalancerNotFound", computeErrCode(err))
 	_, err = elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{Names: []string{"web-app"}})
 	assert.Equal(t, "TargetGroupNotFound", computeErrCode(err))
