@@ -424,7 +424,7 @@ func runInfraStatus(ctx context.Context, f *Factory, g *globalOptions, o *infraO
 			}
 			// One environment's credentials failing does not hide the others.
 			failed = append(failed, err)
-			st = &infra.State{Env: name, Stack: infra.StackName(name), Meaning: "could not be read", Reason: oneLine(err)}
+			st = &infra.State{Env: name, Stack: infra.StackName(name), Meaning: "could not be read", Next: oneLine(err)}
 		}
 		states = append(states, st)
 	}
