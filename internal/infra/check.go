@@ -103,9 +103,19 @@ func (r *renderer) checkNetwork() {
 		}
 	}
 	if n.VPCID == "" {
-		zones := len(n.Subnets.Public)
-		if n.NATGateways != 1 && n.NATGateways != zones {
-			r.fail("aws.network.nat_gateways", "%d is neither 1 (one shared NAT gateway) nor %d (one per availability zone)", n.NATGateways, zones)
+		zones := map[string]bool{}
+		for _, s := range n.Subnets.Public {
+			zones[s.AZ] = true
+		}
+		switch {
+		case n.NATGateways == 0:
+			r.fail("aws.network.nat_gateways", "is required with the stack's own VPC: 1 (one shared NAT gateway) or %d (one per availability zone)", len(zones))
+		case n.NATGateways != 1 && n.NATGateways != len(zones):
+			r.fail("aws.network.nat_gateways", "%d is neither 1 (one shared NAT gateway) nor %d (one per availability zone)", n.NATGateways, len(zones))
+		}
+		// A group that exists already belongs to another VPC than the one the stack creates.
+		for _, role := range slices.Sorted(maps.Keys(n.SecurityGroups)) {
+			r.fail("aws.network.security_groups."+role, "names an existing group, but the VPC is the stack's (no aws.network.vpc_id): a group cannot move into a new VPC; leave it out, or name the VPC")
 		}
 	}
 	if b := n.BastionSecurityGroup; b != "" && !strings.HasPrefix(b, "sg-") {

@@ -367,6 +367,10 @@ func TestRenderProblems(t *testing.T) {
 		{"overlapping subnets", func(e *environment.Environment) { e.AWS.Network.Subnets.Database[1].CIDR = "10.0.0.0/20" }, []string{"aws.network.subnets.database[1].cidr: 10.0.0.0/20 overlaps"}},
 		{"NAT count", func(e *environment.Environment) { e.AWS.Network.NATGateways = 3 }, []string{"aws.network.nat_gateways: 3 is neither 1"}},
 		{"half a network", func(e *environment.Environment) { e.AWS.Network.VPCID = "vpc-0b0b0b0b0b0b0b0b0" }, []string{"aws.network.subnets.public[0].id: is required"}},
+		{"no NAT count", func(e *environment.Environment) { e.AWS.Network.NATGateways = 0 }, []string{"aws.network.nat_gateways: is required with the stack's own VPC"}},
+		{"a group in a VPC that does not exist yet", func(e *environment.Environment) {
+			e.AWS.Network.SecurityGroups = map[string]string{"backend": "sg-0123456789abcdef0"}
+		}, []string{"aws.network.security_groups.backend: names an existing group"}},
 		{"no backups", func(e *environment.Environment) { e.AWS.Stores.Postgres.BackupRetentionDays = 0 }, []string{"aws.stores.postgres.backup_retention_days: 0 is not between 1 and 35"}},
 		{"two at once", func(e *environment.Environment) {
 			e.AWS.Budget.AnomalyPercent = 0
@@ -387,6 +391,50 @@ func TestRenderProblems(t *testing.T) {
 			for _, line := range strings.Split(err.Error(), "\n")[1:] {
 				assert.Regexp(t, `^\.\./\.\./environments/prod\.yaml:\d+: [a-z_.\[\]0-9]+: `, line, "one problem a line: file:line: field: why")
 			}
+		})
+	}
+}
+
+// TestRuleOrder: a rule comes before every rule that would take its requests, whatever the
+// patterns' lengths; rules that would take each other's requests fail the render.
+func TestRuleOrder(t *testing.T) {
+	st := loadStack(t)
+	for _, tc := range []struct {
+		name     string
+		patterns []string
+		order    []string // services by rule priority
+		problem  string
+	}{
+		{"nested prefix", []string{"/api/voices/*"}, []string{"voicevox", "backend", "frontend"}, ""},
+		{"shorter but inside backend's", []string{"/api/v*"}, []string{"voicevox", "backend", "frontend"}, ""},
+		// Neither takes the other's: the longer literal (voicevox's /version) goes first.
+		{"apart from backend", []string{"/tts/*"}, []string{"voicevox", "backend", "frontend"}, ""},
+		{"each takes the other's", []string{"/api/v*", "/h*"}, nil, "/health would be taken by voicevox's rule (/h*)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := loadEnv(t, "staging")
+			vv := env.Services["voicevox"]
+			vv.LoadBalancer = &environment.LoadBalancer{PathPatterns: tc.patterns}
+			env.Services["voicevox"] = vv
+			tmpl, err := infra.Render(env, planFor(t, st, env))
+			if tc.problem != "" {
+				require.ErrorContains(t, err, tc.problem)
+				return
+			}
+			require.NoError(t, err)
+			body, err := infra.TemplateJSON(tmpl)
+			require.NoError(t, err)
+			var d doc
+			require.NoError(t, json.Unmarshal(body, &d))
+			rules := d.ofType("AWS::ElasticLoadBalancingV2::ListenerRule")
+			slices.SortFunc(rules, func(a, b string) int {
+				return int(d.Resources[a].Properties["Priority"].(float64) - d.Resources[b].Properties["Priority"].(float64))
+			})
+			var got []string
+			for _, id := range rules {
+				got = append(got, strings.ToLower(strings.TrimPrefix(id, "Rule")))
+			}
+			assert.Equal(t, tc.order, got)
 		})
 	}
 }
