@@ -191,6 +191,7 @@ func (r *renderer) budget() {
 		MonitorName:      r.name("services"),
 		MonitorType:      "DIMENSIONAL",
 		MonitorDimension: cloudformation.String("SERVICE"),
+		ResourceTags:     []ce.AnomalyMonitor_ResourceTag{{Key: TagEnvironment, Value: r.env.Name}},
 	})
 	threshold, _ := json.Marshal(map[string]interface{}{"Dimensions": map[string]interface{}{
 		"Key": "ANOMALY_TOTAL_IMPACT_PERCENTAGE", "MatchOptions": []string{"GREATER_THAN_OR_EQUAL"}, "Values": []string{strconv.Itoa(b.AnomalyPercent)},
@@ -201,6 +202,7 @@ func (r *renderer) budget() {
 		MonitorArnList:      []string{cloudformation.Ref("CostAnomalyMonitor")},
 		Subscribers:         []ce.AnomalySubscription_Subscriber{{Type: "SNS", Address: cloudformation.Ref(LogicalAlarmTopic)}},
 		ThresholdExpression: cloudformation.String(string(threshold)),
+		ResourceTags:        []ce.AnomalySubscription_ResourceTag{{Key: TagEnvironment, Value: r.env.Name}},
 	})
 }
 

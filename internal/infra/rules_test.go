@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -437,4 +439,29 @@ func TestRuleOrder(t *testing.T) {
 			assert.Equal(t, tc.order, got)
 		})
 	}
+}
+
+// TestEveryTaggableResourceIsTagged: cost reports and the budget split by environment, so
+// every resource whose type takes tags carries vmctl:environment.
+func TestEveryTaggableResourceIsTagged(t *testing.T) {
+	env := loadEnv(t, "dev")
+	env.AWS.Domain, env.AWS.HostedZoneID = "dev.vmapp.example.com", "Z0123456789ABCDEFGHIJ"
+	d := renderDoc(t, env)
+	tagFields := []string{"Tags", "FileSystemTags", "AccessPointTags", "ResourceTags"}
+	tagged := 0
+	for _, id := range slices.Sorted(maps.Keys(d.Resources)) {
+		r := d.Resources[id]
+		typ := reflect.TypeOf(cloudformation.AllResources()[r.Type])
+		require.NotNil(t, typ, "%s: unknown type %s", id, r.Type)
+		for _, field := range tagFields {
+			if _, ok := typ.Elem().FieldByName(field); !ok {
+				continue
+			}
+			tags, _ := json.Marshal(r.Properties[field])
+			assert.Contains(t, string(tags), `"vmctl:environment"`, "%s (%s) has no %s tag in %s", id, r.Type, infra.TagEnvironment, field)
+			assert.Contains(t, string(tags), `"dev"`, "%s (%s)", id, r.Type)
+			tagged++
+		}
+	}
+	assert.Greater(t, tagged, 40, "the walk found the taggable resources")
 }
