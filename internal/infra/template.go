@@ -242,12 +242,20 @@ func TemplateJSON(t *cloudformation.Template) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal template: %w", err)
 	}
-	// Re-indent through a plain decode: ProcessJSON sorts keys but escapes HTML (<, >, &)
-	// which CloudFormation reads fine; keep its output otherwise as it is.
-	var out bytes.Buffer
-	if err := json.Indent(&out, processed, "", "  "); err != nil {
+	// Once more without HTML escaping, so the parameter type reads Value<AWS::EC2::Image::Id>
+	// rather than Value\u003c…: the same JSON to CloudFormation, easier to review.
+	var v interface{}
+	dec := json.NewDecoder(bytes.NewReader(processed))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("marshal template: %w", err)
 	}
-	out.WriteByte('\n')
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("marshal template: %w", err)
+	}
 	return out.Bytes(), nil
 }
