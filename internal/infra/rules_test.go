@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmctl/vmctl/internal/ecs"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/infra"
 )
@@ -464,4 +465,44 @@ func TestEveryTaggableResourceIsTagged(t *testing.T) {
 		}
 	}
 	assert.Greater(t, tagged, 40, "the walk found the taggable resources")
+}
+
+// TestRenderRefusesWhatItCannotBuild: inputs no loader would pass fail with an error, never
+// a panic or a half template.
+func TestRenderRefusesWhatItCannotBuild(t *testing.T) {
+	st := loadStack(t)
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T) (*environment.Environment, *ecs.Plan)
+		want string
+	}{
+		{"no plan", func(t *testing.T) (*environment.Environment, *ecs.Plan) { return loadEnv(t, "dev"), nil }, "no environment or plan"},
+		{"a local environment", func(t *testing.T) (*environment.Environment, *ecs.Plan) {
+			local := loadEnv(t, "local")
+			return local, planFor(t, st, loadEnv(t, "dev"))
+		}, "only kind aws"},
+		{"another environment's plan", func(t *testing.T) (*environment.Environment, *ecs.Plan) {
+			return loadEnv(t, "dev"), planFor(t, st, loadEnv(t, "prod"))
+		}, "the plan is of environment prod"},
+		{"no subnets", func(t *testing.T) (*environment.Environment, *ecs.Plan) {
+			env := loadEnv(t, "dev")
+			plan := planFor(t, st, env)
+			env.AWS.Network.Subnets = environment.Subnets{}
+			return env, plan
+		}, "aws.network.subnets.public: needs subnets in 2 availability zones, has 0"},
+		{"nothing sized", func(t *testing.T) (*environment.Environment, *ecs.Plan) {
+			env := loadEnv(t, "dev")
+			plan := planFor(t, st, env)
+			env.AWS.Stores = environment.Stores{EFS: env.AWS.Stores.EFS}
+			env.AWS.Network.CIDR = ""
+			return env, plan
+		}, "aws.stores.postgres.instance_class"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, plan := tc.make(t)
+			tmpl, err := infra.Render(env, plan)
+			require.ErrorContains(t, err, tc.want)
+			assert.Nil(t, tmpl)
+		})
+	}
 }

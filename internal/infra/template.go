@@ -129,6 +129,9 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	if env.Kind != environment.KindAWS || env.AWS == nil {
 		return nil, fmt.Errorf("render infrastructure for %s: it is kind %s; only kind aws environments have a foundation stack", env.Name, env.Kind)
 	}
+	if plan.Environment != env.Name || plan.Cluster != env.AWS.Cluster {
+		return nil, fmt.Errorf("render infrastructure for %s: the plan is of environment %s, cluster %s: render the plan from the same environment file", env.Name, plan.Environment, plan.Cluster)
+	}
 	r := &renderer{
 		env: env, aws: env.AWS, plan: plan,
 		t:        cloudformation.NewTemplate(),
@@ -147,6 +150,9 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	r.t.Description = fmt.Sprintf("vmctl foundation of environment %s (%s): network, load balancer, cluster and GPU capacity, data stores, alarms and budget. Rendered by vmctl infra; edit the environment file, not this template.", env.Name, StackName(env.Name))
 
 	r.check()
+	if len(r.problems) > 0 { // what follows builds on what check found wrong
+		return nil, r.err()
+	}
 	r.network()
 	r.securityGroups()
 	r.key()
@@ -168,17 +174,22 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	}
 
 	if len(r.problems) > 0 {
-		slices.SortStableFunc(r.problems, func(a, b *environment.FieldError) int {
-			return cmp.Or(cmp.Compare(a.Line, b.Line), strings.Compare(a.Field, b.Field), strings.Compare(a.Reason, b.Reason))
-		})
-		r.problems = slices.CompactFunc(r.problems, func(a, b *environment.FieldError) bool { return *a == *b })
-		errs := make([]error, len(r.problems))
-		for i, p := range r.problems {
-			errs[i] = p
-		}
-		return nil, fmt.Errorf("render infrastructure for %s: %w", env.Name, errors.Join(errs...))
+		return nil, r.err()
 	}
 	return r.t, nil
+}
+
+// err joins the problems found, in the file's order, one a line.
+func (r *renderer) err() error {
+	slices.SortStableFunc(r.problems, func(a, b *environment.FieldError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), strings.Compare(a.Field, b.Field), strings.Compare(a.Reason, b.Reason))
+	})
+	r.problems = slices.CompactFunc(r.problems, func(a, b *environment.FieldError) bool { return *a == *b })
+	errs := make([]error, len(r.problems))
+	for i, p := range r.problems {
+		errs[i] = p
+	}
+	return fmt.Errorf("render infrastructure for %s: %w", r.env.Name, errors.Join(errs...))
 }
 
 // fail records a problem with the environment file's field at path.
