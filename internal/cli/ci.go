@@ -61,6 +61,11 @@ variable VMCTL_<ENV>_ROLE_ARN, or from --role-arn ENV=ARN (checked against the
 environment's account). Releases never run side by side (one concurrency group),
 and every vmctl step fails its job when vmctl exits non-zero.
 
+Each job checks out the app (app/) and, beside it, vmctl's own configuration
+(compose/, environments/, images/) from --config-repo at --config-ref (vmctl/), and
+installs vmctl at --vmctl-version. The release manifest travels between jobs as an
+artifact, so the promotions move the digests the ship job built.
+
 An existing workflow that differs is not replaced unless --force is given.`,
 		Example: `  vmctl ci github --dir ../video-message-app
   vmctl ci github --role-arn prod=arn:aws:iam::333333333333:role/vmctl-release --force`,
