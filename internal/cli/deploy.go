@@ -22,6 +22,7 @@ type deployOptions struct {
 	approval        approvalFlags
 	allowVulnerable string
 	output          string
+	detach          bool
 	poll            time.Duration // between looks at the rollout; tests shorten it
 }
 
@@ -38,7 +39,8 @@ service's events as they arrive until ECS reports the rollout done.
 
 Deploying the release that runs already registers nothing and changes nothing. A failed
 rollout is rolled back by the ECS circuit breaker and exits non-zero. Ctrl-C stops watching,
-not the deployment.
+not the deployment. --detach returns as soon as ECS has accepted every service's deployment
+(for CI jobs that follow it elsewhere, with vmctl status --env E --wait).
 
 A protected environment (protected: true in its file: prod, and staging as shipped) always
 needs explicit approval: --yes --approve-prod, or its name typed on a terminal; its images
@@ -60,6 +62,7 @@ the new preview is shown.`,
 	o.approval.register(fl)
 	fl.StringVar(&o.allowVulnerable, "allow-vulnerable", "", "into a protected environment, deploy despite a missing, failed or CRITICAL scan, for this recorded reason")
 	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
+	fl.BoolVar(&o.detach, "detach", false, "return once ECS has accepted the deployment, without watching it (follow it with vmctl status --env E --wait)")
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
 }
@@ -106,13 +109,16 @@ func runDeploy(ctx context.Context, f *Factory, g *globalOptions, o *deployOptio
 		return err
 	}
 	// Approved: the write stops if what runs is no longer what the preview showed.
-	res, err := rollout.Deploy(ctx, c, rollout.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll, Approved: changes})
+	res, err := rollout.Deploy(ctx, c, rollout.Options{Plan: plan, Release: rel, Progress: pw, Events: events, Poll: o.poll, Approved: changes, Detach: o.detach})
 	pw.Close()
 	if err := previewChanged(f, err, fmt.Sprintf("deploy release %s to %s", rel.ID, env.Name)); err != nil {
 		return err
 	}
 	if rerr := override.record(ctx, c, plan); rerr != nil {
 		err = errors.Join(err, rerr)
+	}
+	if err == nil && res != nil && res.Detached && !res.Unchanged {
+		fmt.Fprintf(f.IO.ErrOut, "ECS accepted the deployment of %s to %s; follow it with: vmctl status --env %s --wait\n", rel.ID, env.Name, env.Name)
 	}
 	return finishRollout(f, format, res, err)
 }

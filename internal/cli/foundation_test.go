@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -70,4 +71,22 @@ func TestFoundationOutputsOnMoto(t *testing.T) {
 	state, err := foundationState(ctx, cfg, env)
 	require.NoError(t, err)
 	assert.Contains(t, state, "stack vmctl-staging CREATE_COMPLETE")
+}
+
+// --debug reaches every AWS client a command builds: doctor's STS and CloudFormation calls
+// are logged, one line each, on stderr.
+func TestDebugLogsEveryAWSCall(t *testing.T) {
+	m := mototest.Start(t, "222222222222")
+	var out, errOut bytes.Buffer
+	f := testFactory(nil, &out, &errOut)
+	f.AWSConfig = func(context.Context, *environment.Environment) (sdkaws.Config, error) { return m.Config(t), nil }
+	envDir := filepath.Join(dockertest.RepoRoot(), "environments")
+	Run(context.Background(), f, []string{"--env-dir", envDir, "doctor", "--env", "staging", "--debug"})
+	assert.Regexp(t, `(?m)^aws: STS\.GetCallerIdentity POST 127\.0\.0\.1:\d+ → 200 request-id=\S+ attempt=1 `, errOut.String())
+	assert.Regexp(t, `(?m)^aws: CloudFormation\.DescribeStacks POST 127\.0\.0\.1:\d+ → 400 request-id=\S+ attempt=1 .* error=ValidationError$`, errOut.String())
+	assert.Contains(t, out.String(), "stack vmctl-staging does not exist")
+
+	errOut.Reset()
+	Run(context.Background(), f, []string{"--env-dir", envDir, "doctor", "--env", "staging"})
+	assert.NotContains(t, errOut.String(), "aws: ")
 }

@@ -13,9 +13,12 @@ import (
 	"strings"
 	"syscall"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/engine"
+	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/progress"
 	"github.com/vmctl/vmctl/internal/release"
 )
@@ -50,6 +53,10 @@ func Main() int {
 
 // Run executes one command line and returns its exit code.
 func Run(ctx context.Context, f *Factory, args []string) int {
+	// --debug wraps the factory's AWS configuration for this command line only.
+	defer func(resolve func(context.Context, *environment.Environment) (sdkaws.Config, error)) {
+		f.AWSConfig = resolve
+	}(f.AWSConfig)
 	root := NewRootCmd(f)
 	root.SetArgs(args)
 	root.SetOut(f.IO.Out)
@@ -121,6 +128,7 @@ type globalOptions struct {
 	progress    string
 	releaseDir  string
 	noColor     bool
+	debug       bool // log every AWS request line (--debug)
 }
 
 // NewRootCmd builds the command tree.
@@ -142,6 +150,18 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		return c.Help()
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if g.debug {
+			resolve := f.AWSConfig
+			f.AWSConfig = func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error) {
+				cfg, err := resolve(ctx, env)
+				if err == nil {
+					vmaws.DebugLog(&cfg, f.IO.ErrOut)
+				}
+				return cfg, err
+			}
+		}
+	}
 	// Stack flags come before the command, as with docker compose, so that
 	// `vmctl -f demo.yaml logs -f` means file, then follow.
 	root.TraverseChildren = true
@@ -155,6 +175,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 	pp.StringVar(&g.envDir, "env-dir", "environments", "directory of the environment files")
 	pp.StringVar(&g.progress, "progress", "auto", "progress output: auto, tty, plain, json or quiet")
 	pp.BoolVar(&g.noColor, "no-color", false, "no colours (NO_COLOR set to anything does the same)")
+	pp.BoolVar(&g.debug, "debug", false, "log every AWS request to stderr: operation, status, request id, attempt (never a body)")
 	pp.StringVar(&g.releaseDir, "release-dir", release.DefaultDir, "directory of the release manifests")
 
 	root.AddCommand(
@@ -167,6 +188,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newReleasesCmd(f, g),
 		newPushCmd(f, g),
 		newDeployCmd(f, g),
+		newShipCmd(f, g),
 		newVerifyCmd(f, g),
 		newPromoteCmd(f, g),
 		newRollbackCmd(f, g),
@@ -176,6 +198,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newDoctorCmd(f, g),
 		newPlanCmd(f, g),
 		newDiffCmd(f, g),
+		newCICmd(f, g),
 		newVersionCmd(f),
 	)
 	addCompletions(root, f, g)

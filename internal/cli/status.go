@@ -31,7 +31,9 @@ const parityTimeout = 45 * time.Second
 type statusOptions struct {
 	env    string
 	all    bool
+	wait   bool
 	output string
+	poll   time.Duration // between looks while waiting; tests shorten it
 }
 
 func newStatusCmd(f *Factory, g *globalOptions) *cobra.Command {
@@ -46,8 +48,13 @@ health checks, and its targets behind the load balancer).
 With --all, the parity view: the release and digest of every service in each environment,
 local (the containers on this Docker Engine, matched to the releases built here) first, then
 every AWS environment file. An environment that cannot be read says why in one word
-(no-credentials, other-account, no-foundation, no-cluster, unreachable) instead of failing the view.`,
+(no-credentials, other-account, no-foundation, no-cluster, unreachable) instead of failing the view.
+
+With --wait, status first follows every rollout in progress (a deploy --detach's) with the
+deploy's own watcher — service events, the circuit breaker's rollback — and exits non-zero
+when one failed; Ctrl-C stops waiting, not the rollout.`,
 		Example: `  vmctl status --env prod
+  vmctl deploy --env dev --detach && vmctl status --env dev --wait
   vmctl status --all --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,6 +64,7 @@ every AWS environment file. An environment that cannot be read says why in one w
 	fl := cmd.Flags()
 	fl.StringVar(&o.env, "env", "", "AWS environment (dev, staging, prod)")
 	fl.BoolVar(&o.all, "all", false, "every environment side by side: release and digest per service")
+	fl.BoolVar(&o.wait, "wait", false, "first follow every rollout in progress to its end, as deploy does (after deploy --detach); a failed one exits non-zero")
 	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
 	return cmd
 }
@@ -70,11 +78,29 @@ func runStatus(ctx context.Context, f *Factory, g *globalOptions, o *statusOptio
 		return usageError{errors.New("give --env E for one environment, or --all for every one side by side")}
 	}
 	if o.all {
+		if o.wait {
+			return usageError{errors.New("--wait follows one environment's rollouts: give --env E")}
+		}
 		return runParity(ctx, f, g, format)
 	}
 	tg, err := cloudTarget(ctx, f, g, o.env, release.Release{})
 	if err != nil {
 		return err
+	}
+	if o.wait {
+		pw, events, err := rolloutOutput(f, g)
+		if err != nil {
+			return err
+		}
+		_, err = rollout.Wait(ctx, tg.clients, tg.plan, rollout.WaitOptions{Progress: pw, Events: events, Poll: o.poll})
+		pw.Close()
+		var sr *rollout.StillRolling
+		if errors.As(err, &sr) {
+			fmt.Fprintln(f.IO.ErrOut, sr.Error())
+		}
+		if err != nil {
+			return err
+		}
 	}
 	rep, err := status.Status(ctx, tg.clients, tg.plan)
 	if err != nil {

@@ -51,6 +51,8 @@ const (
 	RolloutCompleted = "COMPLETED"
 	RolloutFailed    = "FAILED"
 	RolloutUnchanged = "UNCHANGED"
+	// RolloutStarted: a detached deploy returned once ECS accepted the deployment.
+	RolloutStarted = "IN_PROGRESS"
 )
 
 // registerAttempts bounds RegisterTaskDefinition the way the SDK's retryer bounds other
@@ -71,6 +73,10 @@ type Options struct {
 	// Deploy reads what runs once more before its first write and stops, writing
 	// nothing, if the changes would be any others: an approval covers what it showed.
 	Approved []Change
+	// Detach returns once ECS has accepted every service's deployment, without watching
+	// them (for a CI job that follows with vmctl status --wait). Every level starts at
+	// once: the plan's order is then ECS's to keep, by each service's health checks.
+	Detach bool
 }
 
 // PreviewChanged stops a deploy whose environment changed after its preview was
@@ -106,6 +112,8 @@ type Result struct {
 	Services    []ServiceResult `json:"services"`
 	// Unchanged: the environment already ran the plan; nothing was written.
 	Unchanged bool `json:"unchanged"`
+	// Detached: the rollouts were started and not watched; RolloutStarted marks them.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // ServiceResult is what happened to one service.
@@ -145,6 +153,7 @@ func Deploy(ctx context.Context, c aws.Clients, opts Options) (*Result, error) {
 		return nil, err
 	}
 	d := newDeployer(c, p, opts.Progress, opts.Events, opts.Poll)
+	d.detach = opts.Detach
 	return d.run(ctx, nil)
 }
 
@@ -157,6 +166,7 @@ type deployer struct {
 	pw      progress.Writer
 	events  io.Writer
 	poll    time.Duration
+	detach  bool // start the rollouts, do not watch them
 
 	mu    sync.Mutex
 	tgs   map[string]targetGroupRef // by name
@@ -185,7 +195,7 @@ func newDeployer(c aws.Clients, p *ecs.Plan, pw progress.Writer, events io.Write
 // revision each service goes to as it is (rollback) instead of registering the plan's.
 func (d *deployer) run(ctx context.Context, pinned map[string]string) (*Result, error) {
 	p := d.plan
-	res := &Result{Environment: p.Environment, Release: d.release}
+	res := &Result{Environment: p.Environment, Release: d.release, Detached: d.detach}
 	var all []*ServiceResult
 	defer func() {
 		// Rollouts fill their results in while they are watched, so copy them out last.
@@ -240,6 +250,15 @@ func (d *deployer) run(ctx context.Context, pinned map[string]string) (*Result, 
 				err = fmt.Errorf("%w (ECS goes on rolling out %s: follow it with vmctl status --env %s)", err, strings.Join(rolling, ", "), p.Environment)
 			}
 			return res, fmt.Errorf("%s: %w", d.what, err)
+		}
+		if d.detach {
+			for _, r := range rollouts {
+				if r.phase != phaseDone {
+					r.res.Rollout = RolloutStarted
+					d.report(r, progress.Done, "Started", "ECS accepted the deployment; follow it with vmctl status --env "+p.Environment+" --wait")
+				}
+			}
+			continue
 		}
 		if err := d.watch(ctx, rollouts); err != nil {
 			if ctx.Err() == nil {
