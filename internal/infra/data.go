@@ -142,6 +142,9 @@ func (r *renderer) cache() {
 		Port:                        cloudformation.Int(portRedis),
 		CacheSubnetGroupName:        cloudformation.RefPtr("CacheSubnetGroup"),
 		SecurityGroupIds:            []string{r.groups[roleRedis]},
+		// A cache: everything in it can be rebuilt from the database and EFS.
+		AWSCloudFormationDeletionPolicy:      "Delete",
+		AWSCloudFormationUpdateReplacePolicy: "Delete",
 	})
 	r.output(OutRedis, cloudformation.Join(":", []string{
 		cloudformation.GetAtt(LogicalCache, "PrimaryEndPoint.Address"), cloudformation.GetAtt(LogicalCache, "PrimaryEndPoint.Port"),

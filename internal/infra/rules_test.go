@@ -195,6 +195,11 @@ func TestStatefulResourcesAreProtected(t *testing.T) {
 	assert.Equal(t, true, cache["TransitEncryptionEnabled"])
 	assert.Equal(t, true, cache["AtRestEncryptionEnabled"])
 	assert.Equal(t, true, cache["AutomaticFailoverEnabled"], "prod has a replica, so it fails over")
+
+	// The audit log outlives a protected environment's stack; dev's goes with it, or its
+	// fixed name would stop the stack from being created again after vmctl infra destroy.
+	assert.Equal(t, "Retain", d.Resources[infra.LogicalAuditLogGroup].DeletionPolicy)
+	assert.Equal(t, "Delete", renderDoc(t, loadEnv(t, "dev")).Resources[infra.LogicalAuditLogGroup].DeletionPolicy)
 }
 
 // TestBringYourOwnNetworkCreatesNone: ids the file names are used as they are.
