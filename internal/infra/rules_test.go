@@ -380,6 +380,7 @@ func TestRenderProblems(t *testing.T) {
 			e.AWS.Network.SecurityGroups = map[string]string{"backend": "sg-0123456789abcdef0"}
 		}, []string{"aws.network.security_groups.backend: names an existing group"}},
 		{"no backups", func(e *environment.Environment) { e.AWS.Stores.Postgres.BackupRetentionDays = 0 }, []string{"aws.stores.postgres.backup_retention_days: 0 is not between 1 and 35"}},
+		{"role names too long", func(e *environment.Environment) { e.AWS.Cluster = "vmctl-" + strings.Repeat("x", 50) }, []string{"aws.cluster: ", "longer than the 64 characters IAM allows"}},
 		{"two at once", func(e *environment.Environment) {
 			e.AWS.Budget.AnomalyPercent = 0
 			e.AWS.Stores.Redis.NodeType = "t4g.small"
@@ -390,6 +391,7 @@ func TestRenderProblems(t *testing.T) {
 			env := loadEnv(t, "prod")
 			plan := planFor(t, st, env)
 			tc.change(env)
+			plan.Cluster = env.AWS.Cluster // a cluster name the plan would refuse is still the template's to check
 			tmpl, err := infra.Render(env, plan)
 			require.Error(t, err)
 			assert.Nil(t, tmpl)
