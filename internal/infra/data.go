@@ -197,7 +197,6 @@ func (r *renderer) fileSystem() {
 			},
 			AccessPointTags: []efs.AccessPoint_AccessPointTag{{Key: cloudformation.String(TagEnvironment), Value: cloudformation.String(r.env.Name)}},
 		})
-		r.volumes[name] = cloudformation.Ref(id)
 		r.output(OutAccessPoint(name), cloudformation.Ref(id))
 	}
 }

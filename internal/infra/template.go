@@ -108,11 +108,9 @@ type renderer struct {
 	// Ids the rest of the template uses: literals from the file or Refs to what the
 	// template creates (goformation encodes both as strings).
 	vpc     string
-	subnets map[string][]string    // tier → subnet ids
-	groups  map[string]string      // security group role → id
-	created map[string]bool        // security group roles this stack creates
-	volumes map[string]string      // named volume → access point id
-	outputs map[string]interface{} // output key → value
+	subnets map[string][]string // tier → subnet ids
+	groups  map[string]string   // security group role → id
+	created map[string]bool     // security group roles this stack creates
 }
 
 // Render turns an AWS environment file and its deploy plan into the environment's
@@ -140,8 +138,6 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 		subnets:  map[string][]string{},
 		groups:   map[string]string{},
 		created:  map[string]bool{},
-		volumes:  map[string]string{},
-		outputs:  map[string]interface{}{},
 	}
 	r.https = env.AWS.Domain != "" || env.AWS.CertificateARN != ""
 	for i := range plan.Services {
@@ -169,9 +165,6 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	r.budget()
 	r.schedule()
 	r.tagAll()
-	for key, v := range r.outputs {
-		r.t.Outputs[key] = cloudformation.Output{Value: v}
-	}
 
 	if len(r.problems) > 0 {
 		return nil, r.err()
@@ -203,7 +196,9 @@ func (r *renderer) fail(path, format string, args ...any) {
 func (r *renderer) add(id string, res cloudformation.Resource) { r.t.Resources[id] = res }
 
 // output records a stack output; outputs.go's keys are the contract.
-func (r *renderer) output(key string, value interface{}) { r.outputs[key] = value }
+func (r *renderer) output(key string, value interface{}) {
+	r.t.Outputs[key] = cloudformation.Output{Value: value}
+}
 
 // name is a resource name unique to the environment, vmctl-<env>-<suffix>.
 func (r *renderer) name(suffix string) string { return StackName(r.env.Name) + "-" + suffix }
