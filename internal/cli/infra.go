@@ -222,7 +222,11 @@ func printChangeSet(w interface{ Write([]byte) (int, error) }, terminal bool, cs
 	}
 	if cs.Create {
 		// A new stack is all adds: by type says more than 100 lines of them.
-		fmt.Fprintf(w, "Stack %s does not exist yet: applying creates %d resources\n", cs.Stack, len(cs.Changes))
+		if cs.ReplacesFailed != "" {
+			fmt.Fprintf(w, "Stack %s failed to create and was rolled back (ROLLBACK_COMPLETE): applying deletes it and creates %d resources\n", cs.Stack, len(cs.Changes))
+		} else {
+			fmt.Fprintf(w, "Stack %s does not exist yet: applying creates %d resources\n", cs.Stack, len(cs.Changes))
+		}
 		byType := map[string]int{}
 		for _, c := range cs.Changes {
 			byType[c.Type]++

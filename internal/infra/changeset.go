@@ -66,6 +66,9 @@ type ChangeSet struct {
 	// and executing creates the stack.
 	Create  bool     `json:"create"`
 	Changes []Change `json:"changes"`
+	// ReplacesFailed is the id of a stack whose creation failed and was rolled back
+	// (ROLLBACK_COMPLETE): Execute deletes it before creating the stack again.
+	ReplacesFailed string `json:"replaces_failed_stack,omitempty"`
 	// Deleted says the change set is gone (it held no changes, or was cleaned up).
 	Deleted bool `json:"-"`
 
@@ -119,8 +122,13 @@ func CreateChangeSet(ctx context.Context, c vmaws.CloudFormation, env string, op
 	}
 	cs := &ChangeSet{Env: env, Stack: StackName(env), body: body, tags: opts.Tags}
 	switch {
-	case st == nil:
+	case st == nil || st.StackStatus == types.StackStatusRollbackComplete:
+		// ROLLBACK_COMPLETE: a failed creation that holds nothing; CloudFormation can only
+		// delete it, so Execute deletes it and creates the stack again.
 		cs.Create = true
+		if st != nil {
+			cs.ReplacesFailed = sdkaws.ToString(st.StackId)
+		}
 		cs.Changes, err = templateAdds(body)
 		return cs, err
 	case st.StackStatus == types.StackStatusReviewInProgress:

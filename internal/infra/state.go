@@ -75,8 +75,10 @@ func Condition(env string, s types.StackStatus) (what, next string) {
 		return "healthy; its last update failed and was rolled back", ""
 	case types.StackStatusReviewInProgress:
 		return "never applied: it holds only a change set", "run vmctl infra apply --env " + env
-	case types.StackStatusRollbackComplete, types.StackStatusRollbackFailed, types.StackStatusCreateFailed:
-		return "its creation failed and was rolled back", fmt.Sprintf("read why with vmctl infra status --env %s, then run vmctl infra destroy --env %s and vmctl infra apply --env %s", env, env, env)
+	case types.StackStatusRollbackComplete:
+		return "its creation failed and was rolled back", fmt.Sprintf("read why with vmctl infra status --env %s, fix the cause, then run vmctl infra apply --env %s: it deletes the failed stack and creates it again", env, env)
+	case types.StackStatusRollbackFailed, types.StackStatusCreateFailed:
+		return "its creation failed and so did the cleanup", fmt.Sprintf("read why with vmctl infra status --env %s, delete what blocked it, then run aws cloudformation delete-stack --stack-name %s and vmctl infra apply --env %s", env, StackName(env), env)
 	case types.StackStatusUpdateRollbackFailed:
 		return "an update failed and so did its rollback", fmt.Sprintf("fix what blocked the rollback, then run aws cloudformation continue-update-rollback --stack-name %s and wait for UPDATE_ROLLBACK_COMPLETE", StackName(env))
 	case types.StackStatusDeleteFailed:
