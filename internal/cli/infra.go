@@ -223,7 +223,7 @@ func printChangeSet(w interface{ Write([]byte) (int, error) }, terminal bool, cs
 	if cs.Create {
 		// A new stack is all adds: by type says more than 100 lines of them.
 		if cs.ReplacesFailed != "" {
-			fmt.Fprintf(w, "Stack %s failed to create and was rolled back (ROLLBACK_COMPLETE): applying deletes it and creates %d resources\n", cs.Stack, len(cs.Changes))
+			fmt.Fprintf(w, "Stack %s holds nothing (a failed creation, or a change set never executed): applying deletes it and creates %d resources\n", cs.Stack, len(cs.Changes))
 		} else {
 			fmt.Fprintf(w, "Stack %s does not exist yet: applying creates %d resources\n", cs.Stack, len(cs.Changes))
 		}

@@ -66,8 +66,9 @@ type ChangeSet struct {
 	// and executing creates the stack.
 	Create  bool     `json:"create"`
 	Changes []Change `json:"changes"`
-	// ReplacesFailed is the id of a stack whose creation failed and was rolled back
-	// (ROLLBACK_COMPLETE): Execute deletes it before creating the stack again.
+	// ReplacesFailed is the id of a stack that holds nothing and can only be deleted (a
+	// creation rolled back, or a change set never executed): Execute deletes it before
+	// creating the stack again.
 	ReplacesFailed string `json:"replaces_failed_stack,omitempty"`
 	// Deleted says the change set is gone (it held no changes, or was cleaned up).
 	Deleted bool `json:"-"`
@@ -122,17 +123,16 @@ func CreateChangeSet(ctx context.Context, c vmaws.CloudFormation, env string, op
 	}
 	cs := &ChangeSet{Env: env, Stack: StackName(env), body: body, tags: opts.Tags}
 	switch {
-	case st == nil || st.StackStatus == types.StackStatusRollbackComplete:
-		// ROLLBACK_COMPLETE: a failed creation that holds nothing; CloudFormation can only
-		// delete it, so Execute deletes it and creates the stack again.
+	case st == nil || st.StackStatus == types.StackStatusRollbackComplete || st.StackStatus == types.StackStatusReviewInProgress:
+		// ROLLBACK_COMPLETE (a failed creation) and REVIEW_IN_PROGRESS (a change set never
+		// executed) hold no resources, and CloudFormation can only delete them: Execute
+		// deletes the stack and creates it again.
 		cs.Create = true
 		if st != nil {
 			cs.ReplacesFailed = sdkaws.ToString(st.StackId)
 		}
 		cs.Changes, err = templateAdds(body)
 		return cs, err
-	case st.StackStatus == types.StackStatusReviewInProgress:
-		return nil, fmt.Errorf("stack %s holds only a change set nobody executed (REVIEW_IN_PROGRESS): delete it with aws cloudformation delete-stack --stack-name %s, then run vmctl infra apply --env %s", cs.Stack, cs.Stack, env)
 	case st.StackStatus == types.StackStatusCreateComplete || st.StackStatus == types.StackStatusUpdateComplete ||
 		st.StackStatus == types.StackStatusUpdateRollbackComplete || st.StackStatus == types.StackStatusImportComplete ||
 		st.StackStatus == types.StackStatusImportRollbackComplete:

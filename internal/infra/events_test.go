@@ -256,3 +256,38 @@ func TestApplyAfterAFailedCreationStartsAgain(t *testing.T) {
 	assert.Equal(t, 1, s.count("DeleteStack"))
 	assert.Equal(t, 1, s.count("CreateStack"))
 }
+
+// Drift detection is bounded: one that finishes reports what it found; one that does not
+// finish in time is UNKNOWN, with what the last finished check found.
+func TestDriftIsBoundedAndFallsBackToTheLastCheck(t *testing.T) {
+	checked := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name   string
+		status types.StackDriftDetectionStatus
+		want   infra.Drift
+	}{
+		{"finished", types.StackDriftDetectionStatusDetectionComplete, infra.Drift{Status: "DRIFTED", Drifted: 2, CheckedAt: &checked}},
+		{"too slow", types.StackDriftDetectionStatusDetectionInProgress, infra.Drift{Status: "UNKNOWN", Detail: "detection took longer than 50ms: it goes on in CloudFormation; run vmctl infra status again; the last check, at 2026-12-01T09:00:00Z, found it IN_SYNC"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStub(map[string]func(any) (any, error){
+				"DescribeStacks": func(any) (any, error) {
+					out := stackOut(types.StackStatusUpdateComplete, "")
+					out.Stacks[0].DriftInformation = &types.StackDriftInformation{StackDriftStatus: types.StackDriftStatusInSync, LastCheckTimestamp: &checked}
+					return out, nil
+				},
+				"DetectStackDrift": func(any) (any, error) {
+					return &cloudformation.DetectStackDriftOutput{StackDriftDetectionId: sdkaws.String("d-1")}, nil
+				},
+				"DescribeStackDriftDetectionStatus": func(any) (any, error) {
+					return &cloudformation.DescribeStackDriftDetectionStatusOutput{DetectionStatus: tt.status, StackDriftStatus: types.StackDriftStatusDrifted, DriftedStackResourceCount: sdkaws.Int32(2), Timestamp: &checked}, nil
+				},
+			})
+			st, err := infra.Status(context.Background(), s.client(t), "dev", infra.StatusOptions{DriftTimeout: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
+			require.NoError(t, err)
+			assert.Equal(t, &tt.want, st.Drift)
+			assert.Equal(t, "healthy", st.Meaning)
+			assert.Empty(t, st.Next)
+		})
+	}
+}
