@@ -12,6 +12,7 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
@@ -165,7 +166,7 @@ func runInfraPlan(ctx context.Context, f *Factory, g *globalOptions, o *infraOpt
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "comparing with stack %s (account %s as %s)\n", infra.StackName(env.Name), id.Account, id.ARN)
-	cs, err := infra.CreateChangeSet(ctx, cfnClient(cfg), env.Name, infra.ChangeSetOptions{Template: body, Tags: stackTags(env)})
+	cs, err := infra.CreateChangeSet(ctx, cfnClient(cfg), env.Name, changeSetOptions(cfg, env, body))
 	if err != nil {
 		return err
 	}
@@ -181,6 +182,16 @@ func runInfraPlan(ctx context.Context, f *Factory, g *globalOptions, o *infraOpt
 
 // cfnClient is the CloudFormation client of one environment's configuration.
 func cfnClient(cfg sdkaws.Config) vmaws.CloudFormation { return cloudformation.NewFromConfig(cfg) }
+
+// changeSetOptions send the template with the stack's tags, staging it in the account's
+// template bucket when it is too large to send inline.
+func changeSetOptions(cfg sdkaws.Config, env *environment.Environment, body []byte) infra.ChangeSetOptions {
+	bucket := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// An endpoint override is a local emulator (moto, LocalStack): they serve buckets by path.
+		o.UsePathStyle = cfg.BaseEndpoint != nil
+	})
+	return infra.ChangeSetOptions{Template: body, Tags: stackTags(env), Stage: infra.S3Stager(bucket, env.AWS.AccountID, env.AWS.Region)}
+}
 
 // stackTags go on the stack, and through CloudFormation on what it creates.
 func stackTags(env *environment.Environment) map[string]string {
@@ -319,7 +330,7 @@ func runInfraApply(ctx context.Context, f *Factory, g *globalOptions, o *infraOp
 	}
 	cfn := cfnClient(cfg)
 	fmt.Fprintf(f.IO.ErrOut, "applying stack %s to %s (account %s as %s)\n", infra.StackName(env.Name), env.Name, id.Account, id.ARN)
-	cs, err := infra.CreateChangeSet(ctx, cfn, env.Name, infra.ChangeSetOptions{Template: body, Tags: stackTags(env)})
+	cs, err := infra.CreateChangeSet(ctx, cfn, env.Name, changeSetOptions(cfg, env, body))
 	if err != nil {
 		return err
 	}

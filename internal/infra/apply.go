@@ -92,15 +92,21 @@ func (e *OperationError) Error() string {
 // then wraps ctx's.
 func Execute(ctx context.Context, c vmaws.CloudFormation, cs *ChangeSet, opts WatchOptions) (*Result, error) {
 	var w *watcher
-	if cs.ReplacesFailed != "" {
-		if err := deleteFailed(ctx, c, cs, opts); err != nil {
+	if cs.Create {
+		// Staged first: nothing is deleted for a template that cannot be sent.
+		inline, staged, err := cs.source(ctx, cs.limit)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if cs.Create {
+		if cs.ReplacesFailed != "" {
+			if err := deleteFailed(ctx, c, cs, opts); err != nil {
+				return nil, err
+			}
+		}
 		out, err := c.CreateStack(ctx, &cloudformation.CreateStackInput{
 			StackName:    sdkaws.String(cs.Stack),
-			TemplateBody: sdkaws.String(cs.body),
+			TemplateBody: inline,
+			TemplateURL:  staged,
 			Capabilities: capabilities,
 			Tags:         cfnTags(cs.tags),
 			OnFailure:    types.OnFailureRollback,
