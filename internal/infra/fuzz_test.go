@@ -16,7 +16,8 @@ import (
 
 // FuzzRender feeds arbitrary environment files through the loader, the deploy plan and
 // the template renderer: each may refuse its input, none may panic, and a template that
-// renders must marshal to JSON.
+// renders must marshal to JSON. Minimising a new input re-renders it many times; keep that
+// short: go test ./internal/infra -run '^$' -fuzz FuzzRender -fuzzminimizetime 2s.
 func FuzzRender(f *testing.F) {
 	for _, name := range envNames {
 		b, err := os.ReadFile(filepath.Join(envDir, name+".yaml"))

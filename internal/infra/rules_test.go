@@ -184,6 +184,8 @@ func TestStatefulResourcesAreProtected(t *testing.T) {
 	}
 	db := d.Resources[infra.LogicalDatabase].Properties
 	assert.Equal(t, true, db["DeletionProtection"])
+	assert.Equal(t, false, renderDoc(t, loadEnv(t, "dev")).Resources[infra.LogicalDatabase].Properties["DeletionProtection"],
+		"dev may be destroyed (its snapshot stays): RDS's own protection would stop the stack's delete")
 	assert.Equal(t, true, db["StorageEncrypted"])
 	assert.Equal(t, true, db["ManageMasterUserPassword"])
 	assert.Equal(t, true, db["MultiAZ"])
