@@ -181,7 +181,7 @@ func TestUnusableStacksNameTheirRecovery(t *testing.T) {
 	// A failure to read is not "no foundation".
 	s = newStub(map[string]func(any) (any, error){"DescribeStacks": func(any) (any, error) { return nil, errors.New("connection refused") }})
 	_, err = infra.ReadOutputs(context.Background(), s.client(t), "dev")
-	require.ErrorContains(t, err, "read stack vmctl-dev: ")
+	require.EqualError(t, err, "read stack vmctl-dev: operation error CloudFormation: DescribeStacks, connection refused: check the credentials may use CloudFormation (cloudformation:DescribeStacks) in this account and region")
 	var se *infra.StackError
 	assert.False(t, errors.As(err, &se))
 }

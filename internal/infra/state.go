@@ -27,7 +27,7 @@ func DescribeStack(ctx context.Context, c StackDescriber, env string) (*types.St
 		if isNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("read stack %s: %w", name, err)
+		return nil, &readError{msg: fmt.Sprintf("read stack %s: %s: check the credentials may use CloudFormation (cloudformation:DescribeStacks) in this account and region", name, apiMessage(err)), err: err}
 	}
 	for i := range out.Stacks {
 		if out.Stacks[i].StackStatus != types.StackStatusDeleteComplete {
@@ -36,6 +36,16 @@ func DescribeStack(ctx context.Context, c StackDescriber, env string) (*types.St
 	}
 	return nil, nil
 }
+
+// readError says what could not be read in one line (the SDK's own text carries request
+// ids and status codes) and keeps the cause for errors.Is (a cancelled context).
+type readError struct {
+	msg string
+	err error
+}
+
+func (e *readError) Error() string { return e.msg }
+func (e *readError) Unwrap() error { return e.err }
 
 // isNotFound tells CloudFormation's "Stack with id X does not exist" (a ValidationError,
 // the code it also uses for bad input) from other failures.
