@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -226,7 +227,7 @@ func printSummary(ios *IOStreams, env *environment.Environment, s *infra.Summary
 }
 
 // printChangeSet lists a change set, replacements and removals first.
-func printChangeSet(w interface{ Write([]byte) (int, error) }, terminal bool, cs *infra.ChangeSet) error {
+func printChangeSet(w io.Writer, terminal bool, cs *infra.ChangeSet) error {
 	if cs.Empty() {
 		fmt.Fprintf(w, "No changes: stack %s already matches environment %s.\n", cs.Stack, cs.Env)
 		return nil
