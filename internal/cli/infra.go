@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
@@ -165,7 +167,7 @@ func runInfraPlan(ctx context.Context, f *Factory, g *globalOptions, o *infraOpt
 		return err
 	}
 	fmt.Fprintf(f.IO.ErrOut, "comparing with stack %s (account %s as %s)\n", infra.StackName(env.Name), id.Account, id.ARN)
-	cs, err := infra.CreateChangeSet(ctx, cfnClient(cfg), env.Name, infra.ChangeSetOptions{Template: body, Tags: stackTags(env)})
+	cs, err := infra.CreateChangeSet(ctx, cfnClient(cfg), env.Name, changeSetOptions(cfg, env, body))
 	if err != nil {
 		return err
 	}
@@ -181,6 +183,16 @@ func runInfraPlan(ctx context.Context, f *Factory, g *globalOptions, o *infraOpt
 
 // cfnClient is the CloudFormation client of one environment's configuration.
 func cfnClient(cfg sdkaws.Config) vmaws.CloudFormation { return cloudformation.NewFromConfig(cfg) }
+
+// changeSetOptions send the template with the stack's tags, staging it in the account's
+// template bucket when it is too large to send inline.
+func changeSetOptions(cfg sdkaws.Config, env *environment.Environment, body []byte) infra.ChangeSetOptions {
+	bucket := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// An endpoint override is a local emulator (moto, LocalStack): they serve buckets by path.
+		o.UsePathStyle = cfg.BaseEndpoint != nil
+	})
+	return infra.ChangeSetOptions{Template: body, Tags: stackTags(env), Stage: infra.S3Stager(bucket, env.AWS.AccountID, env.AWS.Region)}
+}
 
 // stackTags go on the stack, and through CloudFormation on what it creates.
 func stackTags(env *environment.Environment) map[string]string {
@@ -215,14 +227,18 @@ func printSummary(ios *IOStreams, env *environment.Environment, s *infra.Summary
 }
 
 // printChangeSet lists a change set, replacements and removals first.
-func printChangeSet(w interface{ Write([]byte) (int, error) }, terminal bool, cs *infra.ChangeSet) error {
+func printChangeSet(w io.Writer, terminal bool, cs *infra.ChangeSet) error {
 	if cs.Empty() {
 		fmt.Fprintf(w, "No changes: stack %s already matches environment %s.\n", cs.Stack, cs.Env)
 		return nil
 	}
 	if cs.Create {
 		// A new stack is all adds: by type says more than 100 lines of them.
-		fmt.Fprintf(w, "Stack %s does not exist yet: applying creates %d resources\n", cs.Stack, len(cs.Changes))
+		if cs.ReplacesFailed != "" {
+			fmt.Fprintf(w, "Stack %s holds nothing (a failed creation, or a change set never executed): applying deletes it and creates %d resources\n", cs.Stack, len(cs.Changes))
+		} else {
+			fmt.Fprintf(w, "Stack %s does not exist yet: applying creates %d resources\n", cs.Stack, len(cs.Changes))
+		}
 		byType := map[string]int{}
 		for _, c := range cs.Changes {
 			byType[c.Type]++
@@ -315,7 +331,7 @@ func runInfraApply(ctx context.Context, f *Factory, g *globalOptions, o *infraOp
 	}
 	cfn := cfnClient(cfg)
 	fmt.Fprintf(f.IO.ErrOut, "applying stack %s to %s (account %s as %s)\n", infra.StackName(env.Name), env.Name, id.Account, id.ARN)
-	cs, err := infra.CreateChangeSet(ctx, cfn, env.Name, infra.ChangeSetOptions{Template: body, Tags: stackTags(env)})
+	cs, err := infra.CreateChangeSet(ctx, cfn, env.Name, changeSetOptions(cfg, env, body))
 	if err != nil {
 		return err
 	}
@@ -424,7 +440,7 @@ func runInfraStatus(ctx context.Context, f *Factory, g *globalOptions, o *infraO
 			}
 			// One environment's credentials failing does not hide the others.
 			failed = append(failed, err)
-			st = &infra.State{Env: name, Stack: infra.StackName(name), Meaning: "could not be read", Reason: oneLine(err)}
+			st = &infra.State{Env: name, Stack: infra.StackName(name), Meaning: "could not be read", Next: oneLine(err)}
 		}
 		states = append(states, st)
 	}

@@ -34,7 +34,7 @@ import (
 
 // infraEnvDir is a copy of the shipped dev and staging files, dev's edited by edit (the
 // certificate, a size), in a directory of its own.
-func infraEnvDir(t *testing.T, dir string, edit func(dev string) string) string {
+func infraEnvDir(t testing.TB, dir string, edit func(dev string) string) string {
 	t.Helper()
 	for _, name := range []string{"dev", "staging"} {
 		b, err := os.ReadFile(filepath.Join(dockertest.RepoRoot(), "environments", name+".yaml"))
@@ -63,7 +63,7 @@ type motoAdapter struct {
 	left []string
 }
 
-func (a *motoAdapter) config(srv *mototest.Server, t *testing.T) func(context.Context, *environment.Environment) (sdkaws.Config, error) {
+func (a *motoAdapter) config(srv *mototest.Server, t testing.TB) func(context.Context, *environment.Environment) (sdkaws.Config, error) {
 	return func(context.Context, *environment.Environment) (sdkaws.Config, error) {
 		cfg := srv.Config(t)
 		cfg.APIOptions = append(cfg.APIOptions, func(st *middleware.Stack) error {
@@ -367,7 +367,15 @@ func TestInfraDestroyKeepsTheData(t *testing.T) {
 	assert.Equal(t, ExitError, code)
 	assert.Equal(t, "vmctl: destroy vmctl-dev: not confirmed: pass --yes, or run it on a terminal and type \"dev\"; nothing was changed\n", errOut)
 
-	code, out, errOut := runInfra(t, factory, "--env-dir", envDir, "--progress", "plain", "infra", "destroy", "--env", "dev", "--yes")
+	// --all reads every AWS environment with its own credentials: moto is dev's account only.
+	code, out, errOut := runInfra(t, factory, "--env-dir", envDir, "infra", "status", "--all")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, out, "ENVIRONMENT\tSTACK\tSTATUS\tUPDATED\tDRIFT\tNEXT\ndev\tvmctl-dev\tCREATE_COMPLETE\t")
+	assert.Contains(t, out, "\nprod\tvmctl-prod\t-\t-\t-\tcredentials are for account 111111111111")
+	assert.Equal(t, 1, strings.Count(errOut, "\n"), errOut)
+	assert.Contains(t, errOut, "vmctl: 2 of 3 environments could not be read: ")
+
+	code, out, errOut = runInfra(t, factory, "--env-dir", envDir, "--progress", "plain", "infra", "destroy", "--env", "dev", "--yes")
 	require.Equal(t, ExitOK, code, errOut)
 	assert.Contains(t, errOut, "vmctl-dev DELETE_COMPLETE\nstack vmctl-dev is deleted\nkept, as their DeletionPolicy says")
 	assert.Equal(t, "RESOURCE\tTYPE\tID\tPOLICY\nVideoBucket\tAWS::S3::Bucket\tvmctl-dev-videos\tRetain\n", out)
@@ -510,6 +518,16 @@ func TestInfraWithoutApprovalCreatesNothing(t *testing.T) {
 		assert.Contains(t, errOut, "vmctl: apply the foundation stack vmctl-staging to staging: not approved: staging is protected: ")
 		assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
 	}
+	// On a terminal the preview comes first, then the question; a wrong answer creates nothing.
+	typed := func(out, errOut *bytes.Buffer) *Factory {
+		f := factory(out, errOut)
+		f.IO.In, f.IO.ErrIsTerminal = strings.NewReader("yes\n"), true
+		return f
+	}
+	code, _, errOut := runInfra(t, typed, "--env-dir", envDir, "infra", "apply", "--env", "staging")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, errOut, "Stack vmctl-staging does not exist yet: applying creates ")
+	assert.Contains(t, errOut, `Apply the foundation stack vmctl-staging to staging? staging is protected: type "staging" to confirm: vmctl: apply the foundation stack vmctl-staging to staging: not approved: the answer was not "staging"; nothing was changed in staging`)
 	st, err := infra.DescribeStack(context.Background(), cloudformation.NewFromConfig(srv.Config(t)), "staging")
 	require.NoError(t, err)
 	assert.Nil(t, st, "nothing was created")

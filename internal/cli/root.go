@@ -198,6 +198,7 @@ the GPU when the host has one) and promotes the very same images to ECR and ECS.
 		newDoctorCmd(f, g),
 		newPlanCmd(f, g),
 		newDiffCmd(f, g),
+		newCICmd(f, g),
 		newInfraCmd(f, g),
 		newVersionCmd(f),
 	)

@@ -432,6 +432,10 @@ func (r *renderer) rewriteStores(name, key, v string) string {
 		if re.MatchString(v) {
 			m := r.managed[store]
 			v = re.ReplaceAllString(v, "${1}"+strings.ReplaceAll(m.Endpoint, "$", "$$")+"${3}")
+			if store == "redis" {
+				// ElastiCache encrypts in transit (seed §3.1): the client must speak TLS.
+				v = strings.Replace(v, "redis://", "rediss://", 1)
+			}
 			r.note(name, "environment."+key, "points at %s, the local stand-in for %s: rendered with stores.%s.endpoint", store, m.By, store)
 		}
 	}

@@ -279,7 +279,7 @@ func TestTranslationRules(t *testing.T) {
 				c := container(only(t, p, "app"), "app")
 				assert.Equal(t, map[string]string{
 					"LOG_LEVEL": "debug", "REGION": "ap-northeast-1", "EXTRA": "1",
-					"CACHE":   "redis://vmctl-prod.example.ng.0001.apne1.cache.amazonaws.com:6379/0",
+					"CACHE":   "rediss://vmctl-prod.example.ng.0001.apne1.cache.amazonaws.com:6379/0",
 					"DB_HOST": "vmctl-prod.c0example.ap-northeast-1.rds.amazonaws.com:5432",
 				}, envMap(c))
 				require.Len(t, c.Secrets, 1)

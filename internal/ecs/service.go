@@ -77,6 +77,7 @@ func (r *renderer) service(name string) (Service, bool) {
 		NetworkMode:             ecstypes.NetworkModeAwsvpc,
 		RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate},
 		ExecutionRoleArn:        aws.String(r.role("task-execution")), // pulls from ECR, reads secrets, writes logs
+		TaskRoleArn:             aws.String(r.role("task-" + name)),   // what the service's own code may call (the foundation's)
 		RuntimePlatform:         &ecstypes.RuntimePlatform{OperatingSystemFamily: ecstypes.OSFamilyLinux, CpuArchitecture: platform},
 		Tags:                    r.tags(name),
 	}

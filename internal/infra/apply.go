@@ -76,7 +76,7 @@ func (e *OperationError) Error() string {
 	case types.StackStatusUpdateRollbackComplete:
 		next = "the stack rolled back to its previous state: fix the cause and run vmctl infra apply --env " + e.Env + " again"
 	case types.StackStatusRollbackComplete:
-		next = "the stack rolled back and holds nothing: fix the cause, run vmctl infra destroy --env " + e.Env + ", then vmctl infra apply --env " + e.Env
+		next = "the stack rolled back and holds nothing: fix the cause and run vmctl infra apply --env " + e.Env + " again (it deletes the failed stack first)"
 	default:
 		what, n := Condition(e.Env, e.Status)
 		next = fmt.Sprintf("the stack is %s (%s)", e.Status, what)
@@ -93,9 +93,20 @@ func (e *OperationError) Error() string {
 func Execute(ctx context.Context, c vmaws.CloudFormation, cs *ChangeSet, opts WatchOptions) (*Result, error) {
 	var w *watcher
 	if cs.Create {
+		// Staged first: nothing is deleted for a template that cannot be sent.
+		inline, staged, err := cs.source(ctx, cs.limit)
+		if err != nil {
+			return nil, err
+		}
+		if cs.ReplacesFailed != "" {
+			if err := deleteFailed(ctx, c, cs, opts); err != nil {
+				return nil, err
+			}
+		}
 		out, err := c.CreateStack(ctx, &cloudformation.CreateStackInput{
 			StackName:    sdkaws.String(cs.Stack),
-			TemplateBody: sdkaws.String(cs.body),
+			TemplateBody: inline,
+			TemplateURL:  staged,
 			Capabilities: capabilities,
 			Tags:         cfnTags(cs.tags),
 			OnFailure:    types.OnFailureRollback,
@@ -128,6 +139,28 @@ func Execute(ctx context.Context, c vmaws.CloudFormation, cs *ChangeSet, opts Wa
 		return res, &OperationError{Op: "apply", Env: cs.Env, Status: st.StackStatus, Failure: w.failed()}
 	}
 	return res, nil
+}
+
+// deleteFailed deletes the rolled-back stack a new creation replaces, and waits until it
+// is gone.
+func deleteFailed(ctx context.Context, c vmaws.CloudFormation, cs *ChangeSet, opts WatchOptions) error {
+	w, err := newWatcher(ctx, c, cs.ReplacesFailed, cs.Stack, opts.writer(), opts.Poll)
+	if err != nil {
+		return err
+	}
+	if _, err := c.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: sdkaws.String(cs.ReplacesFailed)}); err != nil {
+		return fmt.Errorf("delete the failed stack %s before creating it again: %s", cs.Stack, apiMessage(err))
+	}
+	st, err := w.until(ctx)
+	switch {
+	case err != nil && isNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case st.StackStatus != types.StackStatusDeleteComplete:
+		return &OperationError{Op: "deletion of the failed stack", Env: cs.Env, Status: st.StackStatus, Failure: w.failed()}
+	}
+	return nil
 }
 
 func (w *watcher) failed() *Failure {

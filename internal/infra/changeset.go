@@ -19,7 +19,7 @@ import (
 )
 
 // MaxTemplateBody is the largest template CloudFormation takes inline (TemplateBody);
-// beyond it a template has to be uploaded to S3 first.
+// beyond it a template is staged in S3 first (ChangeSetOptions.Stage), up to 1 MB.
 const MaxTemplateBody = 51200
 
 // Action is what a change set does to one resource, in the words vmctl prints.
@@ -66,11 +66,17 @@ type ChangeSet struct {
 	// and executing creates the stack.
 	Create  bool     `json:"create"`
 	Changes []Change `json:"changes"`
+	// ReplacesFailed is the id of a stack that holds nothing and can only be deleted (a
+	// creation rolled back, or a change set never executed): Execute deletes it before
+	// creating the stack again.
+	ReplacesFailed string `json:"replaces_failed_stack,omitempty"`
 	// Deleted says the change set is gone (it held no changes, or was cleaned up).
 	Deleted bool `json:"-"`
 
-	body string            // the template, for CreateStack
-	tags map[string]string // likewise
+	body  string            // the template, for CreateStack
+	tags  map[string]string // likewise
+	stage Stager            // where a template too large to send inline goes
+	limit int               // InlineLimit
 }
 
 // Empty says the stack already matches the template.
@@ -94,6 +100,30 @@ type ChangeSetOptions struct {
 	// MinDelay and MaxDelay bound the waiter's polling (defaults 2 s and 10 s).
 	MinDelay, MaxDelay time.Duration
 	Now                func() time.Time
+	// Stage puts a template over InlineLimit where CloudFormation reads it (S3Stager); nil:
+	// such a template is an error.
+	Stage Stager
+	// InlineLimit is the largest template sent inline; 0 means MaxTemplateBody.
+	InlineLimit int
+}
+
+// source is how the template reaches CloudFormation: inline, or staged (for a new stack,
+// only once it is executed, so a declined apply writes nothing).
+func (cs *ChangeSet) source(ctx context.Context, limit int) (body, url *string, err error) {
+	if limit <= 0 {
+		limit = MaxTemplateBody
+	}
+	if len(cs.body) <= limit {
+		return sdkaws.String(cs.body), nil, nil
+	}
+	if cs.stage == nil {
+		return nil, nil, fmt.Errorf("the rendered template of stack %s is %d bytes, over CloudFormation's %d-byte limit for a template sent inline, and there is nowhere to stage it: this is a bug in vmctl", cs.Stack, len(cs.body), limit)
+	}
+	u, err := cs.stage(ctx, cs.Env, cs.body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, sdkaws.String(u), nil
 }
 
 // noChanges is how CloudFormation says a change set would change nothing (the first on
@@ -117,14 +147,18 @@ func CreateChangeSet(ctx context.Context, c vmaws.CloudFormation, env string, op
 	if err != nil {
 		return nil, err
 	}
-	cs := &ChangeSet{Env: env, Stack: StackName(env), body: body, tags: opts.Tags}
+	cs := &ChangeSet{Env: env, Stack: StackName(env), body: body, tags: opts.Tags, stage: opts.Stage, limit: opts.InlineLimit}
 	switch {
-	case st == nil:
+	case st == nil || st.StackStatus == types.StackStatusRollbackComplete || st.StackStatus == types.StackStatusReviewInProgress:
+		// ROLLBACK_COMPLETE (a failed creation) and REVIEW_IN_PROGRESS (a change set never
+		// executed) hold no resources, and CloudFormation can only delete them: Execute
+		// deletes the stack and creates it again.
 		cs.Create = true
+		if st != nil {
+			cs.ReplacesFailed = sdkaws.ToString(st.StackId)
+		}
 		cs.Changes, err = templateAdds(body)
 		return cs, err
-	case st.StackStatus == types.StackStatusReviewInProgress:
-		return nil, fmt.Errorf("stack %s holds only a change set nobody executed (REVIEW_IN_PROGRESS): delete it with aws cloudformation delete-stack --stack-name %s, then run vmctl infra apply --env %s", cs.Stack, cs.Stack, env)
 	case st.StackStatus == types.StackStatusCreateComplete || st.StackStatus == types.StackStatusUpdateComplete ||
 		st.StackStatus == types.StackStatusUpdateRollbackComplete || st.StackStatus == types.StackStatusImportComplete ||
 		st.StackStatus == types.StackStatusImportRollbackComplete:
@@ -137,11 +171,16 @@ func CreateChangeSet(ctx context.Context, c vmaws.CloudFormation, env string, op
 	}
 	cs.StackID = sdkaws.ToString(st.StackId)
 	cs.Name = "vmctl-" + now().UTC().Format("20060102-150405")
+	inline, staged, err := cs.source(ctx, opts.InlineLimit)
+	if err != nil {
+		return nil, err
+	}
 	out, err := c.CreateChangeSet(ctx, &cloudformation.CreateChangeSetInput{
 		StackName:     sdkaws.String(cs.Stack), // moto 5.2 finds an UPDATE's stack by name only
 		ChangeSetName: sdkaws.String(cs.Name),
 		ChangeSetType: types.ChangeSetTypeUpdate,
-		TemplateBody:  sdkaws.String(body),
+		TemplateBody:  inline,
+		TemplateURL:   staged,
 		Capabilities:  capabilities,
 		Tags:          cfnTags(opts.Tags),
 		Description:   sdkaws.String("vmctl infra apply --env " + env),
@@ -203,9 +242,6 @@ func compactTemplate(tpl []byte) (string, error) {
 	var b bytes.Buffer
 	if err := json.Compact(&b, tpl); err != nil {
 		return "", fmt.Errorf("the rendered template is not JSON: %w: this is a bug in vmctl", err)
-	}
-	if b.Len() > MaxTemplateBody {
-		return "", fmt.Errorf("the rendered template is %d bytes, over CloudFormation's %d-byte limit for a template sent inline: trim the environment's resources, or apply the output of vmctl infra template through S3 (aws cloudformation deploy --s3-bucket)", b.Len(), MaxTemplateBody)
 	}
 	return b.String(), nil
 }

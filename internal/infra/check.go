@@ -17,6 +17,9 @@ var fargateMemory = map[int][3]int{
 	4096: {8192, 30720, 1024}, 8192: {16384, 61440, 4096}, 16384: {32768, 122880, 8192},
 }
 
+// maxRoleName is IAM's limit on a role's name.
+const maxRoleName = 64
+
 // check finds what CloudFormation would reject, or what the template cannot be built
 // without, before anything is rendered: one error lists all of it.
 func (r *renderer) check() {
@@ -51,6 +54,12 @@ func (r *renderer) check() {
 			r.fail("services."+name+".cpu", "%d is not a Fargate CPU size (256, 512, 1024, 2048, 4096, 8192, 16384)", s.CPU)
 		} else if s.Memory < m[0] || s.Memory > m[1] || (s.Memory-m[0])%m[2] != 0 {
 			r.fail("services."+name+".memory", "%d MiB is not a Fargate memory size for cpu %d (%d–%d in steps of %d)", s.Memory, s.CPU, m[0], m[1], m[2])
+		}
+	}
+	// IAM role names are at most 64 characters; the longest the stack makes is a task role.
+	for _, name := range slices.Sorted(maps.Keys(r.env.Services)) {
+		if role := TaskRoleName(a.Cluster, name); len(role) > maxRoleName {
+			r.fail("aws.cluster", "%q makes the IAM role name %s, longer than the %d characters IAM allows: use a shorter cluster name", a.Cluster, role, maxRoleName)
 		}
 	}
 	// ECS reserves capacity provider names that start with these.
@@ -103,9 +112,19 @@ func (r *renderer) checkNetwork() {
 		}
 	}
 	if n.VPCID == "" {
-		zones := len(n.Subnets.Public)
-		if n.NATGateways != 1 && n.NATGateways != zones {
-			r.fail("aws.network.nat_gateways", "%d is neither 1 (one shared NAT gateway) nor %d (one per availability zone)", n.NATGateways, zones)
+		zones := map[string]bool{}
+		for _, s := range n.Subnets.Public {
+			zones[s.AZ] = true
+		}
+		switch {
+		case n.NATGateways == 0:
+			r.fail("aws.network.nat_gateways", "is required with the stack's own VPC: 1 (one shared NAT gateway) or %d (one per availability zone)", len(zones))
+		case n.NATGateways != 1 && n.NATGateways != len(zones):
+			r.fail("aws.network.nat_gateways", "%d is neither 1 (one shared NAT gateway) nor %d (one per availability zone)", n.NATGateways, len(zones))
+		}
+		// A group that exists already belongs to another VPC than the one the stack creates.
+		for _, role := range slices.Sorted(maps.Keys(n.SecurityGroups)) {
+			r.fail("aws.network.security_groups."+role, "names an existing group, but the VPC is the stack's (no aws.network.vpc_id): a group cannot move into a new VPC; leave it out, or name the VPC")
 		}
 	}
 	if b := n.BastionSecurityGroup; b != "" && !strings.HasPrefix(b, "sg-") {

@@ -52,9 +52,8 @@ func (r *renderer) compute() {
 	r.add(LogicalCluster, &ecscfn.Cluster{
 		ClusterName:     cloudformation.String(cluster),
 		ClusterSettings: []ecscfn.Cluster_ClusterSettings{{Name: cloudformation.String("containerInsights"), Value: cloudformation.String("enabled")}},
-		ServiceConnectDefaults: &ecscfn.Cluster_ServiceConnectDefaults{
-			Namespace: cloudformation.GetAttPtr(LogicalNamespace, "Arn"),
-		},
+		// No ServiceConnectDefaults: every service names the namespace itself (by the
+		// cluster's name), so the cluster need not wait for it.
 	})
 	r.output(OutCluster, cloudformation.Ref(LogicalCluster))
 

@@ -25,6 +25,9 @@ const (
 	// Video lifecycle, seed §6.2: Standard for 30 days, Infrequent Access to 90, then Glacier.
 	videoIADays      = 30
 	videoGlacierDays = 90
+	// appUser is the uid and gid the app's images run as (images/backend and
+	// images/openvoice: USER 10001:10001), the owner of the EFS volumes.
+	appUser = "10001"
 	// cachingOptimized is CloudFront's managed cache policy for static objects.
 	cachingOptimized = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 )
@@ -85,20 +88,22 @@ func (r *renderer) database() {
 		SubnetIds:                r.subnets[TierDatabase],
 	})
 	r.add(LogicalDatabase, &rds.DBInstance{
-		Engine:                               cloudformation.String("postgres"),
-		EngineVersion:                        cloudformation.String(pg.EngineVersion),
-		DBInstanceClass:                      cloudformation.String(pg.InstanceClass),
-		AllocatedStorage:                     cloudformation.String(strconv.Itoa(pg.StorageGiB)),
-		StorageType:                          cloudformation.String("gp3"),
-		MultiAZ:                              cloudformation.Bool(pg.MultiAZ),
-		DBName:                               cloudformation.String(databaseName),
-		MasterUsername:                       cloudformation.String(databaseUser),
-		ManageMasterUserPassword:             cloudformation.Bool(true),
-		MasterUserSecret:                     &rds.DBInstance_MasterUserSecret{KmsKeyId: cloudformation.RefPtr(LogicalDataKey)},
-		StorageEncrypted:                     cloudformation.Bool(true),
-		KmsKeyId:                             cloudformation.GetAttPtr(LogicalDataKey, "Arn"),
-		BackupRetentionPeriod:                cloudformation.Int(pg.BackupRetentionDays),
-		DeletionProtection:                   cloudformation.Bool(true),
+		Engine:                   cloudformation.String("postgres"),
+		EngineVersion:            cloudformation.String(pg.EngineVersion),
+		DBInstanceClass:          cloudformation.String(pg.InstanceClass),
+		AllocatedStorage:         cloudformation.String(strconv.Itoa(pg.StorageGiB)),
+		StorageType:              cloudformation.String("gp3"),
+		MultiAZ:                  cloudformation.Bool(pg.MultiAZ),
+		DBName:                   cloudformation.String(databaseName),
+		MasterUsername:           cloudformation.String(databaseUser),
+		ManageMasterUserPassword: cloudformation.Bool(true),
+		MasterUserSecret:         &rds.DBInstance_MasterUserSecret{KmsKeyId: cloudformation.RefPtr(LogicalDataKey)},
+		StorageEncrypted:         cloudformation.Bool(true),
+		KmsKeyId:                 cloudformation.GetAttPtr(LogicalDataKey, "Arn"),
+		BackupRetentionPeriod:    cloudformation.Int(pg.BackupRetentionDays),
+		// A protected environment's database cannot be deleted, not even by the stack; dev's
+		// can, so infra destroy works there, and the snapshot on delete still keeps its data.
+		DeletionProtection:                   cloudformation.Bool(r.env.Protected),
 		CopyTagsToSnapshot:                   cloudformation.Bool(true),
 		PubliclyAccessible:                   cloudformation.Bool(false),
 		AutoMinorVersionUpgrade:              cloudformation.Bool(true),
@@ -139,6 +144,9 @@ func (r *renderer) cache() {
 		Port:                        cloudformation.Int(portRedis),
 		CacheSubnetGroupName:        cloudformation.RefPtr("CacheSubnetGroup"),
 		SecurityGroupIds:            []string{r.groups[roleRedis]},
+		// A cache: everything in it can be rebuilt from the database and EFS.
+		AWSCloudFormationDeletionPolicy:      "Delete",
+		AWSCloudFormationUpdateReplacePolicy: "Delete",
 	})
 	r.output(OutRedis, cloudformation.Join(":", []string{
 		cloudformation.GetAtt(LogicalCache, "PrimaryEndPoint.Address"), cloudformation.GetAtt(LogicalCache, "PrimaryEndPoint.Port"),
@@ -182,15 +190,15 @@ func (r *renderer) fileSystem() {
 		id := LogicalAccessPoint(name)
 		r.add(id, &efs.AccessPoint{
 			FileSystemId: cloudformation.Ref(LogicalFileSystem),
-			// Each volume is its own directory; created for the image's usual user 1000,
-			// root in a container writes there as well.
+			// Each volume is its own directory, and every client acts as the user the app's
+			// images run as, whatever user a container runs as.
+			PosixUser: &efs.AccessPoint_PosixUser{Uid: appUser, Gid: appUser},
 			RootDirectory: &efs.AccessPoint_RootDirectory{
 				Path:         cloudformation.String("/" + name),
-				CreationInfo: &efs.AccessPoint_CreationInfo{OwnerUid: "1000", OwnerGid: "1000", Permissions: "0755"},
+				CreationInfo: &efs.AccessPoint_CreationInfo{OwnerUid: appUser, OwnerGid: appUser, Permissions: "0750"},
 			},
 			AccessPointTags: []efs.AccessPoint_AccessPointTag{{Key: cloudformation.String(TagEnvironment), Value: cloudformation.String(r.env.Name)}},
 		})
-		r.volumes[name] = cloudformation.Ref(id)
 		r.output(OutAccessPoint(name), cloudformation.Ref(id))
 	}
 }

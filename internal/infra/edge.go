@@ -100,10 +100,66 @@ func (r *renderer) loadBalancer() {
 
 // route is one routed service's listener rule before it has a priority.
 type route struct {
-	service  *ecs.Service
-	values   []string
-	rank     int // longest literal prefix among its patterns: the more specific, the earlier
-	catchAll bool
+	service *ecs.Service
+	values  []string
+	rank    int // longest literal prefix among its patterns: among rules in no conflict, the more specific first
+}
+
+// takes reports whether rule y matches a request meant for rule x: a path that only
+// starts like one of x's patterns already matches one of y's. The ALB stops at the first
+// rule that matches, so x must come before y.
+func takes(x, y route) (string, string, bool) {
+	for _, vx := range x.values {
+		for _, vy := range y.values {
+			if vx != vy && pathMatch(vy, literalPrefix(vx)) {
+				return vx, vy, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// order puts the rules in evaluation order: a rule before every rule that would take its
+// requests (the catch-all therefore last), the more specific first where none would. Two
+// rules that would each take the other's requests cannot be ordered: that is a problem.
+func (r *renderer) order(rs []route) []route {
+	var out []route
+	placed := make([]bool, len(rs))
+	for len(out) < len(rs) {
+		next := -1
+		for i, x := range rs {
+			if placed[i] {
+				continue
+			}
+			// x may go now when no unplaced rule must precede it.
+			free := true
+			for j, y := range rs {
+				if j != i && !placed[j] {
+					if _, _, yx := takes(y, x); yx {
+						if _, _, xy := takes(x, y); !xy {
+							free = false
+						}
+					}
+				}
+			}
+			if free && (next < 0 || x.rank > rs[next].rank || x.rank == rs[next].rank && x.service.Name < rs[next].service.Name) {
+				next = i
+			}
+		}
+		if next < 0 { // rules that block each other in a ring: reported below
+			next = slices.Index(placed, false)
+		}
+		placed[next] = true
+		out = append(out, rs[next])
+	}
+	for i, x := range out {
+		for _, y := range out[i+1:] {
+			if vy, vx, ok := takes(y, x); ok {
+				r.fail("services."+y.service.Name+".load_balancer.path_patterns", "%s would be taken by %s's rule (%s), which cannot come later: its own paths would go to %s; split the patterns so one service's are all more specific", vy, x.service.Name, vx, y.service.Name)
+			}
+		}
+	}
+	return out
 }
 
 // routes gives each routed service one rule: its path patterns, plus its health path when
@@ -130,33 +186,11 @@ func (r *renderer) routes() {
 		rt := route{service: s, values: values}
 		for _, v := range values {
 			rt.rank = max(rt.rank, len(literalPrefix(v)))
-			rt.catchAll = rt.catchAll || v == "/*" || v == "*"
 		}
 		rs = append(rs, rt)
 		r.targetGroups(s)
 	}
-	slices.SortStableFunc(rs, func(a, b route) int {
-		if a.catchAll != b.catchAll {
-			if a.catchAll {
-				return 1
-			}
-			return -1
-		}
-		return cmp.Or(cmp.Compare(b.rank, a.rank), strings.Compare(a.service.Name, b.service.Name))
-	})
-	// A request goes to the first rule that matches: a later service's path that an
-	// earlier rule also matches would never reach it.
-	for i, later := range rs {
-		for _, earlier := range rs[:i] {
-			for _, v := range later.values {
-				for _, e := range earlier.values {
-					if pathMatch(e, literalPrefix(v)) && literalPrefix(v) != "" {
-						r.fail("services."+later.service.Name+".load_balancer.path_patterns", "%s would be taken by %s's rule (%s), which the ALB evaluates first", v, earlier.service.Name, e)
-					}
-				}
-			}
-		}
-	}
+	rs = r.order(rs)
 	for i, rt := range rs {
 		name := rt.service.Name
 		tg := cloudformation.Ref(LogicalTargetGroup(name, false))

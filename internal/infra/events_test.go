@@ -147,7 +147,7 @@ func TestUnusableStacksNameTheirRecovery(t *testing.T) {
 		status types.StackStatus
 		want   string
 	}{
-		{types.StackStatusRollbackComplete, "environment dev's foundation is not usable: stack vmctl-dev is ROLLBACK_COMPLETE (its creation failed and was rolled back): The following resource(s) failed to create: [Database].: read why with vmctl infra status --env dev, then run vmctl infra destroy --env dev and vmctl infra apply --env dev"},
+		{types.StackStatusRollbackFailed, "environment dev's foundation is not usable: stack vmctl-dev is ROLLBACK_FAILED (its creation failed and so did the cleanup): The following resource(s) failed to create: [Database].: read why with vmctl infra status --env dev, delete what blocked it, then run aws cloudformation delete-stack --stack-name vmctl-dev and vmctl infra apply --env dev"},
 		{types.StackStatusUpdateRollbackFailed, "environment dev's foundation is not usable: stack vmctl-dev is UPDATE_ROLLBACK_FAILED (an update failed and so did its rollback): The following resource(s) failed to create: [Database].: fix what blocked the rollback, then run aws cloudformation continue-update-rollback --stack-name vmctl-dev and wait for UPDATE_ROLLBACK_COMPLETE"},
 		{types.StackStatusDeleteFailed, "environment dev's foundation is not usable: stack vmctl-dev is DELETE_FAILED (its deletion failed): The following resource(s) failed to create: [Database].: fix what blocked it (read vmctl infra status --env dev), then run vmctl infra destroy --env dev again"},
 		{types.StackStatusCreateInProgress, "environment dev's foundation is not usable: stack vmctl-dev is CREATE_IN_PROGRESS (an operation is under way): The following resource(s) failed to create: [Database].: follow it with vmctl infra status --env dev"},
@@ -181,7 +181,7 @@ func TestUnusableStacksNameTheirRecovery(t *testing.T) {
 	// A failure to read is not "no foundation".
 	s = newStub(map[string]func(any) (any, error){"DescribeStacks": func(any) (any, error) { return nil, errors.New("connection refused") }})
 	_, err = infra.ReadOutputs(context.Background(), s.client(t), "dev")
-	require.ErrorContains(t, err, "read stack vmctl-dev: ")
+	require.EqualError(t, err, "read stack vmctl-dev: operation error CloudFormation: DescribeStacks, connection refused: check the credentials may use CloudFormation (cloudformation:DescribeStacks) in this account and region")
 	var se *infra.StackError
 	assert.False(t, errors.As(err, &se))
 }
@@ -208,5 +208,86 @@ func ExampleOperationError() {
 	err := &infra.OperationError{Op: "apply", Env: "dev", Status: types.StackStatusRollbackComplete,
 		Failure: &infra.Failure{LogicalID: "Database", Type: "AWS::RDS::DBInstance", Status: "CREATE_FAILED", Reason: "DBInstance quota exceeded"}}
 	fmt.Println(err)
-	// Output: apply of stack vmctl-dev failed: Database (AWS::RDS::DBInstance) CREATE_FAILED: DBInstance quota exceeded; the stack rolled back and holds nothing: fix the cause, run vmctl infra destroy --env dev, then vmctl infra apply --env dev
+	// Output: apply of stack vmctl-dev failed: Database (AWS::RDS::DBInstance) CREATE_FAILED: DBInstance quota exceeded; the stack rolled back and holds nothing: fix the cause and run vmctl infra apply --env dev again (it deletes the failed stack first)
+}
+
+// A creation that failed and rolled back (ROLLBACK_COMPLETE) can only be deleted: apply says
+// so in its preview, its outputs are refused, and executing deletes it and creates it again.
+func TestApplyAfterAFailedCreationStartsAgain(t *testing.T) {
+	phase := "failed"
+	const newARN = "arn:aws:cloudformation:ap-northeast-1:111111111111:stack/vmctl-dev/2"
+	s := newStub(map[string]func(any) (any, error){
+		"DescribeStacks": func(in any) (any, error) {
+			switch phase {
+			case "failed":
+				return stackOut(types.StackStatusRollbackComplete, "The following resource(s) failed to create: [Database]."), nil
+			case "deleting":
+				phase = "deleted"
+				return stackOut(types.StackStatusDeleteInProgress, ""), nil
+			case "deleted":
+				return stackOut(types.StackStatusDeleteComplete, ""), nil
+			}
+			assert.Equal(t, newARN, *in.(*cloudformation.DescribeStacksInput).StackName, "the new stack is watched, not the deleted one")
+			return stackOut(types.StackStatusCreateComplete, ""), nil
+		},
+		"DescribeStackEvents": func(any) (any, error) { return &cloudformation.DescribeStackEventsOutput{}, nil },
+		"DeleteStack": func(in any) (any, error) {
+			assert.Equal(t, stackARN, *in.(*cloudformation.DeleteStackInput).StackName)
+			phase = "deleting"
+			return &cloudformation.DeleteStackOutput{}, nil
+		},
+		"CreateStack": func(any) (any, error) {
+			assert.Equal(t, "deleted", phase, "created only once the failed stack is gone")
+			phase = "created"
+			return &cloudformation.CreateStackOutput{StackId: sdkaws.String(newARN)}, nil
+		},
+	})
+	cfn := s.client(t)
+	_, err := infra.ReadOutputs(context.Background(), cfn, "dev")
+	require.EqualError(t, err, "environment dev's foundation is not usable: stack vmctl-dev is ROLLBACK_COMPLETE (its creation failed and was rolled back): The following resource(s) failed to create: [Database].: read why with vmctl infra status --env dev, fix the cause, then run vmctl infra apply --env dev: it deletes the failed stack and creates it again")
+	cs, err := infra.CreateChangeSet(context.Background(), cfn, "dev", infra.ChangeSetOptions{Template: []byte(`{"Resources":{"Database":{"Type":"AWS::RDS::DBInstance"}}}`)})
+	require.NoError(t, err)
+	assert.True(t, cs.Create)
+	assert.Equal(t, stackARN, cs.ReplacesFailed)
+	assert.Zero(t, s.count("CreateChangeSet"), "a stack to be replaced takes no change set")
+	res, err := infra.Execute(context.Background(), cfn, cs, infra.WatchOptions{Poll: time.Millisecond})
+	require.NoError(t, err)
+	assert.Equal(t, "CREATE_COMPLETE", res.Status)
+	assert.Equal(t, 1, s.count("DeleteStack"))
+	assert.Equal(t, 1, s.count("CreateStack"))
+}
+
+// Drift detection is bounded: one that finishes reports what it found; one that does not
+// finish in time is UNKNOWN, with what the last finished check found.
+func TestDriftIsBoundedAndFallsBackToTheLastCheck(t *testing.T) {
+	checked := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name   string
+		status types.StackDriftDetectionStatus
+		want   infra.Drift
+	}{
+		{"finished", types.StackDriftDetectionStatusDetectionComplete, infra.Drift{Status: "DRIFTED", Drifted: 2, CheckedAt: &checked}},
+		{"too slow", types.StackDriftDetectionStatusDetectionInProgress, infra.Drift{Status: "UNKNOWN", Detail: "detection took longer than 50ms: it goes on in CloudFormation; run vmctl infra status again; the last check, at 2026-12-01T09:00:00Z, found it IN_SYNC"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStub(map[string]func(any) (any, error){
+				"DescribeStacks": func(any) (any, error) {
+					out := stackOut(types.StackStatusUpdateComplete, "")
+					out.Stacks[0].DriftInformation = &types.StackDriftInformation{StackDriftStatus: types.StackDriftStatusInSync, LastCheckTimestamp: &checked}
+					return out, nil
+				},
+				"DetectStackDrift": func(any) (any, error) {
+					return &cloudformation.DetectStackDriftOutput{StackDriftDetectionId: sdkaws.String("d-1")}, nil
+				},
+				"DescribeStackDriftDetectionStatus": func(any) (any, error) {
+					return &cloudformation.DescribeStackDriftDetectionStatusOutput{DetectionStatus: tt.status, StackDriftStatus: types.StackDriftStatusDrifted, DriftedStackResourceCount: sdkaws.Int32(2), Timestamp: &checked}, nil
+				},
+			})
+			st, err := infra.Status(context.Background(), s.client(t), "dev", infra.StatusOptions{DriftTimeout: 50 * time.Millisecond, Poll: 10 * time.Millisecond})
+			require.NoError(t, err)
+			assert.Equal(t, &tt.want, st.Drift)
+			assert.Equal(t, "healthy", st.Meaning)
+			assert.Empty(t, st.Next)
+		})
+	}
 }

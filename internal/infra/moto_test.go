@@ -9,6 +9,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -158,4 +159,48 @@ func changeSets(t *testing.T, cfn *cloudformation.Client) []string {
 		names = append(names, sdkaws.ToString(s.ChangeSetName))
 	}
 	return names
+}
+
+// A template over the inline limit is staged in the account's template bucket (made private,
+// expiring) and CloudFormation reads it from there, for a new stack and for a change set;
+// a preview of a new stack stages nothing.
+func TestLargeTemplatesAreStagedInS3(t *testing.T) {
+	srv := mototest.Start(t, "111111111111")
+	cfg := srv.Config(t)
+	cfn := cloudformation.NewFromConfig(cfg)
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	ctx := context.Background()
+	bucket := infra.TemplateBucket("111111111111", srv.Region)
+	opts := infra.ChangeSetOptions{Template: miniTemplate(t, "10.0.0.0/16", "VideoBucket"), InlineLimit: 100, Stage: infra.S3Stager(s3c, "111111111111", srv.Region)}
+
+	cs, err := infra.CreateChangeSet(ctx, cfn, "dev", opts)
+	require.NoError(t, err)
+	_, err = s3c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: sdkaws.String(bucket)})
+	require.Error(t, err, "a preview of a new stack writes nothing")
+
+	res, err := infra.Execute(ctx, cfn, cs, infra.WatchOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "CREATE_COMPLETE", res.Status)
+	assert.NotEmpty(t, res.Outputs[infra.OutVPC])
+	objs, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: sdkaws.String(bucket)})
+	require.NoError(t, err)
+	require.Len(t, objs.Contents, 1)
+	assert.Regexp(t, `^vmctl-dev/[0-9a-f]{64}\.json$`, sdkaws.ToString(objs.Contents[0].Key))
+	pab, err := s3c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: sdkaws.String(bucket)})
+	require.NoError(t, err)
+	assert.True(t, sdkaws.ToBool(pab.PublicAccessBlockConfiguration.BlockPublicPolicy))
+	lc, err := s3c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: sdkaws.String(bucket)})
+	require.NoError(t, err)
+	assert.Equal(t, int32(7), sdkaws.ToInt32(lc.Rules[0].Expiration.Days))
+
+	opts.Template = miniTemplate(t, "10.1.0.0/16", "VideoBucket")
+	cs, err = infra.CreateChangeSet(ctx, cfn, "dev", opts)
+	require.NoError(t, err)
+	require.Len(t, cs.Changes, 1, "CloudFormation read the staged template")
+	assert.Equal(t, "Vpc", cs.Changes[0].LogicalID)
+	require.NoError(t, cs.Delete(ctx, cfn))
+
+	opts.Stage = nil
+	_, err = infra.CreateChangeSet(ctx, cfn, "dev", opts)
+	require.ErrorContains(t, err, "over CloudFormation's 100-byte limit for a template sent inline, and there is nowhere to stage it")
 }

@@ -76,15 +76,21 @@ func (r *renderer) network() {
 			Tags:         r.nameTag(fmt.Sprintf("nat-%d", i+1)),
 		})
 	}
-	// Private: one route table per zone, to its zone's NAT gateway (or the shared one).
+	// Private: one route table per subnet, to the NAT gateway in its zone, else the first.
 	var privateTables []string
-	for i := range n.Subnets.Private {
+	for i, sn := range n.Subnets.Private {
+		nat := 0
+		for j := range nats {
+			if n.Subnets.Public[j].AZ == sn.AZ {
+				nat = j
+			}
+		}
 		rt := fmt.Sprintf("PrivateRouteTable%d", i+1)
 		r.add(rt, &ec2.RouteTable{VpcId: r.vpc, Tags: r.nameTag(fmt.Sprintf("private-%d", i+1))})
 		r.add(fmt.Sprintf("PrivateDefaultRoute%d", i+1), &ec2.Route{
 			RouteTableId:         cloudformation.Ref(rt),
 			DestinationCidrBlock: cloudformation.String("0.0.0.0/0"),
-			NatGatewayId:         cloudformation.RefPtr(fmt.Sprintf("NatGateway%d", min(i, nats-1)+1)),
+			NatGatewayId:         cloudformation.RefPtr(fmt.Sprintf("NatGateway%d", nat+1)),
 		})
 		r.add(fmt.Sprintf("PrivateSubnet%dRouteTableAssociation", i+1), &ec2.SubnetRouteTableAssociation{
 			RouteTableId: cloudformation.Ref(rt), SubnetId: r.subnets[TierPrivate][i],

@@ -15,6 +15,7 @@ import (
 	"github.com/awslabs/goformation/v7/cloudformation/cloudwatch"
 	"github.com/awslabs/goformation/v7/cloudformation/iam"
 	"github.com/awslabs/goformation/v7/cloudformation/logs"
+	"github.com/awslabs/goformation/v7/cloudformation/policies"
 	"github.com/awslabs/goformation/v7/cloudformation/scheduler"
 	"github.com/awslabs/goformation/v7/cloudformation/sns"
 )
@@ -30,18 +31,27 @@ const (
 	budgetForecastPercent = 100.0
 )
 
-// logs are the environment's log groups as the plan names them (seed §7.2). The audit log
-// outlives the stack: it is the record of what was decided in the environment.
+// logs are the environment's log groups as the plan names them (seed §7.2). Their names
+// are fixed, so a group kept after its stack is gone would stop the stack from being
+// created again: the app's logs go with the stack, the audit log stays only where the
+// stack is never destroyed on purpose (a protected environment), as the record of what
+// was decided there.
 func (r *renderer) logs() {
 	r.add(LogicalAppLogGroup, &logs.LogGroup{
-		LogGroupName:    cloudformation.String(r.plan.LogGroup.Name),
-		RetentionInDays: cloudformation.Int(r.plan.LogGroup.RetentionDays),
+		LogGroupName:                         cloudformation.String(r.plan.LogGroup.Name),
+		RetentionInDays:                      cloudformation.Int(r.plan.LogGroup.RetentionDays),
+		AWSCloudFormationDeletionPolicy:      "Delete",
+		AWSCloudFormationUpdateReplacePolicy: "Delete",
 	})
+	keep := policies.DeletionPolicy("Delete")
+	if r.env.Protected {
+		keep = retain
+	}
 	r.add(LogicalAuditLogGroup, &logs.LogGroup{
 		LogGroupName:                         cloudformation.String(r.plan.AuditLogGroup.Name),
 		RetentionInDays:                      cloudformation.Int(r.plan.AuditLogGroup.RetentionDays),
-		AWSCloudFormationDeletionPolicy:      retain,
-		AWSCloudFormationUpdateReplacePolicy: retain,
+		AWSCloudFormationDeletionPolicy:      keep,
+		AWSCloudFormationUpdateReplacePolicy: policies.UpdateReplacePolicy(keep),
 	})
 }
 
@@ -191,6 +201,7 @@ func (r *renderer) budget() {
 		MonitorName:      r.name("services"),
 		MonitorType:      "DIMENSIONAL",
 		MonitorDimension: cloudformation.String("SERVICE"),
+		ResourceTags:     []ce.AnomalyMonitor_ResourceTag{{Key: TagEnvironment, Value: r.env.Name}},
 	})
 	threshold, _ := json.Marshal(map[string]interface{}{"Dimensions": map[string]interface{}{
 		"Key": "ANOMALY_TOTAL_IMPACT_PERCENTAGE", "MatchOptions": []string{"GREATER_THAN_OR_EQUAL"}, "Values": []string{strconv.Itoa(b.AnomalyPercent)},
@@ -201,6 +212,7 @@ func (r *renderer) budget() {
 		MonitorArnList:      []string{cloudformation.Ref("CostAnomalyMonitor")},
 		Subscribers:         []ce.AnomalySubscription_Subscriber{{Type: "SNS", Address: cloudformation.Ref(LogicalAlarmTopic)}},
 		ThresholdExpression: cloudformation.String(string(threshold)),
+		ResourceTags:        []ce.AnomalySubscription_ResourceTag{{Key: TagEnvironment, Value: r.env.Name}},
 	})
 }
 

@@ -27,7 +27,7 @@ func DescribeStack(ctx context.Context, c StackDescriber, env string) (*types.St
 		if isNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("read stack %s: %w", name, err)
+		return nil, &readError{msg: fmt.Sprintf("read stack %s: %s: check the credentials may use CloudFormation (cloudformation:DescribeStacks) in this account and region", name, apiMessage(err)), err: err}
 	}
 	for i := range out.Stacks {
 		if out.Stacks[i].StackStatus != types.StackStatusDeleteComplete {
@@ -36,6 +36,16 @@ func DescribeStack(ctx context.Context, c StackDescriber, env string) (*types.St
 	}
 	return nil, nil
 }
+
+// readError says what could not be read in one line (the SDK's own text carries request
+// ids and status codes) and keeps the cause for errors.Is (a cancelled context).
+type readError struct {
+	msg string
+	err error
+}
+
+func (e *readError) Error() string { return e.msg }
+func (e *readError) Unwrap() error { return e.err }
 
 // isNotFound tells CloudFormation's "Stack with id X does not exist" (a ValidationError,
 // the code it also uses for bad input) from other failures.
@@ -75,8 +85,10 @@ func Condition(env string, s types.StackStatus) (what, next string) {
 		return "healthy; its last update failed and was rolled back", ""
 	case types.StackStatusReviewInProgress:
 		return "never applied: it holds only a change set", "run vmctl infra apply --env " + env
-	case types.StackStatusRollbackComplete, types.StackStatusRollbackFailed, types.StackStatusCreateFailed:
-		return "its creation failed and was rolled back", fmt.Sprintf("read why with vmctl infra status --env %s, then run vmctl infra destroy --env %s and vmctl infra apply --env %s", env, env, env)
+	case types.StackStatusRollbackComplete:
+		return "its creation failed and was rolled back", fmt.Sprintf("read why with vmctl infra status --env %s, fix the cause, then run vmctl infra apply --env %s: it deletes the failed stack and creates it again", env, env)
+	case types.StackStatusRollbackFailed, types.StackStatusCreateFailed:
+		return "its creation failed and so did the cleanup", fmt.Sprintf("read why with vmctl infra status --env %s, delete what blocked it, then run aws cloudformation delete-stack --stack-name %s and vmctl infra apply --env %s", env, StackName(env), env)
 	case types.StackStatusUpdateRollbackFailed:
 		return "an update failed and so did its rollback", fmt.Sprintf("fix what blocked the rollback, then run aws cloudformation continue-update-rollback --stack-name %s and wait for UPDATE_ROLLBACK_COMPLETE", StackName(env))
 	case types.StackStatusDeleteFailed:

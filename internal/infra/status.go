@@ -36,6 +36,9 @@ type Drift struct {
 	Status  string `json:"status"`
 	Drifted int    `json:"drifted_resources,omitempty"`
 	Detail  string `json:"detail,omitempty"`
+	// CheckedAt is when the status was found: now, or an earlier check CloudFormation
+	// remembers when this one could not finish.
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
 }
 
 // StatusOptions bound drift detection.
@@ -72,6 +75,10 @@ func Status(ctx context.Context, c vmaws.CloudFormation, env string, opts Status
 		s.Drift = &Drift{Status: "NOT_CHECKED", Detail: "CloudFormation checks drift only on a stack at rest"}
 	default:
 		s.Drift = detectDrift(ctx, c, sdkaws.ToString(st.StackId), opts)
+		// A check that could not finish in time says what the last one found.
+		if di := st.DriftInformation; s.Drift.Status == "UNKNOWN" && di != nil && di.LastCheckTimestamp != nil && di.StackDriftStatus != types.StackDriftStatusNotChecked {
+			s.Drift.Detail += fmt.Sprintf("; the last check, at %s, found it %s", di.LastCheckTimestamp.UTC().Format(time.RFC3339), di.StackDriftStatus)
+		}
 	}
 	return s, nil
 }
@@ -100,10 +107,10 @@ func detectDrift(ctx context.Context, c vmaws.CloudFormation, stackID string, op
 		}
 		switch out.DetectionStatus {
 		case types.StackDriftDetectionStatusDetectionComplete:
-			return &Drift{Status: string(out.StackDriftStatus), Drifted: int(sdkaws.ToInt32(out.DriftedStackResourceCount))}
+			return &Drift{Status: string(out.StackDriftStatus), Drifted: int(sdkaws.ToInt32(out.DriftedStackResourceCount)), CheckedAt: out.Timestamp}
 		case types.StackDriftDetectionStatusDetectionFailed:
 			// Some resource types cannot be checked; what could be is still reported.
-			return &Drift{Status: string(out.StackDriftStatus), Drifted: int(sdkaws.ToInt32(out.DriftedStackResourceCount)), Detail: "partly checked: " + oneLine(sdkaws.ToString(out.DetectionStatusReason))}
+			return &Drift{Status: string(out.StackDriftStatus), Drifted: int(sdkaws.ToInt32(out.DriftedStackResourceCount)), CheckedAt: out.Timestamp, Detail: "partly checked: " + oneLine(sdkaws.ToString(out.DetectionStatusReason))}
 		}
 		select {
 		case <-ctx.Done():

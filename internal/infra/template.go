@@ -108,11 +108,9 @@ type renderer struct {
 	// Ids the rest of the template uses: literals from the file or Refs to what the
 	// template creates (goformation encodes both as strings).
 	vpc     string
-	subnets map[string][]string    // tier → subnet ids
-	groups  map[string]string      // security group role → id
-	created map[string]bool        // security group roles this stack creates
-	volumes map[string]string      // named volume → access point id
-	outputs map[string]interface{} // output key → value
+	subnets map[string][]string // tier → subnet ids
+	groups  map[string]string   // security group role → id
+	created map[string]bool     // security group roles this stack creates
 }
 
 // Render turns an AWS environment file and its deploy plan into the environment's
@@ -129,6 +127,9 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	if env.Kind != environment.KindAWS || env.AWS == nil {
 		return nil, fmt.Errorf("render infrastructure for %s: it is kind %s; only kind aws environments have a foundation stack", env.Name, env.Kind)
 	}
+	if plan.Environment != env.Name || plan.Cluster != env.AWS.Cluster {
+		return nil, fmt.Errorf("render infrastructure for %s: the plan is of environment %s, cluster %s: render the plan from the same environment file", env.Name, plan.Environment, plan.Cluster)
+	}
 	r := &renderer{
 		env: env, aws: env.AWS, plan: plan,
 		t:        cloudformation.NewTemplate(),
@@ -137,8 +138,6 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 		subnets:  map[string][]string{},
 		groups:   map[string]string{},
 		created:  map[string]bool{},
-		volumes:  map[string]string{},
-		outputs:  map[string]interface{}{},
 	}
 	r.https = env.AWS.Domain != "" || env.AWS.CertificateARN != ""
 	for i := range plan.Services {
@@ -147,6 +146,9 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	r.t.Description = fmt.Sprintf("vmctl foundation of environment %s (%s): network, load balancer, cluster and GPU capacity, data stores, alarms and budget. Rendered by vmctl infra; edit the environment file, not this template.", env.Name, StackName(env.Name))
 
 	r.check()
+	if len(r.problems) > 0 { // what follows builds on what check found wrong
+		return nil, r.err()
+	}
 	r.network()
 	r.securityGroups()
 	r.key()
@@ -163,22 +165,24 @@ func Render(env *environment.Environment, plan *ecs.Plan) (*cloudformation.Templ
 	r.budget()
 	r.schedule()
 	r.tagAll()
-	for key, v := range r.outputs {
-		r.t.Outputs[key] = cloudformation.Output{Value: v}
-	}
 
 	if len(r.problems) > 0 {
-		slices.SortStableFunc(r.problems, func(a, b *environment.FieldError) int {
-			return cmp.Or(cmp.Compare(a.Line, b.Line), strings.Compare(a.Field, b.Field), strings.Compare(a.Reason, b.Reason))
-		})
-		r.problems = slices.CompactFunc(r.problems, func(a, b *environment.FieldError) bool { return *a == *b })
-		errs := make([]error, len(r.problems))
-		for i, p := range r.problems {
-			errs[i] = p
-		}
-		return nil, fmt.Errorf("render infrastructure for %s: %w", env.Name, errors.Join(errs...))
+		return nil, r.err()
 	}
 	return r.t, nil
+}
+
+// err joins the problems found, in the file's order, one a line.
+func (r *renderer) err() error {
+	slices.SortStableFunc(r.problems, func(a, b *environment.FieldError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), strings.Compare(a.Field, b.Field), strings.Compare(a.Reason, b.Reason))
+	})
+	r.problems = slices.CompactFunc(r.problems, func(a, b *environment.FieldError) bool { return *a == *b })
+	errs := make([]error, len(r.problems))
+	for i, p := range r.problems {
+		errs[i] = p
+	}
+	return fmt.Errorf("render infrastructure for %s: %w", r.env.Name, errors.Join(errs...))
 }
 
 // fail records a problem with the environment file's field at path.
@@ -192,7 +196,9 @@ func (r *renderer) fail(path, format string, args ...any) {
 func (r *renderer) add(id string, res cloudformation.Resource) { r.t.Resources[id] = res }
 
 // output records a stack output; outputs.go's keys are the contract.
-func (r *renderer) output(key string, value interface{}) { r.outputs[key] = value }
+func (r *renderer) output(key string, value interface{}) {
+	r.t.Outputs[key] = cloudformation.Output{Value: value}
+}
 
 // name is a resource name unique to the environment, vmctl-<env>-<suffix>.
 func (r *renderer) name(suffix string) string { return StackName(r.env.Name) + "-" + suffix }
@@ -242,12 +248,20 @@ func TemplateJSON(t *cloudformation.Template) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal template: %w", err)
 	}
-	// Re-indent through a plain decode: ProcessJSON sorts keys but escapes HTML (<, >, &)
-	// which CloudFormation reads fine; keep its output otherwise as it is.
-	var out bytes.Buffer
-	if err := json.Indent(&out, processed, "", "  "); err != nil {
+	// Once more without HTML escaping, so the parameter type reads Value<AWS::EC2::Image::Id>
+	// rather than Value\u003c…: the same JSON to CloudFormation, easier to review.
+	var v interface{}
+	dec := json.NewDecoder(bytes.NewReader(processed))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("marshal template: %w", err)
 	}
-	out.WriteByte('\n')
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("marshal template: %w", err)
+	}
 	return out.Bytes(), nil
 }
