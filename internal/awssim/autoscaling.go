@@ -57,6 +57,13 @@ func uuid4() string {
 // instances; when they are fewer than desired, more like the first one are
 // launched. It returns the group's instances, IDs filled in.
 func (s *Sim) AddAutoScalingGroup(name string, min, max, desired int, instances ...Instance) []Instance {
+	out := s.addAutoScalingGroup(name, min, max, desired, instances...)
+	// Clusters see the change at once, as the next test step expects.
+	s.syncInstances()
+	return out
+}
+
+func (s *Sim) addAutoScalingGroup(name string, min, max, desired int, instances ...Instance) []Instance {
 	f := s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -621,6 +621,7 @@ func loadBalancerHandler() *cfnHandler {
 			f.mu.Lock()
 			lb := f.lbs[arnName(lbx.ARN)]
 			lb.scheme, lb.subnets, lb.sgs = propString(r.props, "Scheme"), propStrings(r.props, "Subnets"), propStrings(r.props, "SecurityGroups")
+			lb.home = x.st.home
 			arn := lb.arn(x.st.home)
 			f.mu.Unlock()
 			r.physical = arn
@@ -763,7 +764,7 @@ func targetGroupHandler() *cfnHandler {
 			made := x.s.CreateTargetGroupWith(spec)
 			f.mu.Lock()
 			tg := f.tgs[arnName(made.ARN)]
-			tg.shown, tg.vpc = shown, propString(r.props, "VpcId")
+			tg.shown, tg.vpc, tg.home = shown, propString(r.props, "VpcId"), x.st.home
 			arn := tg.arn(x.st.home)
 			f.mu.Unlock()
 			r.physical = arn

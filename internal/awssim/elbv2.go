@@ -71,6 +71,7 @@ type loadBalancer struct {
 	srv       *httptest.Server
 	listeners []*lbListener // elbv2_listeners.go
 	next      int           // round robin
+	home      arnHome       // its account: a listing shows the caller's own
 	scheme    string        // internet-facing unless the template says otherwise
 	subnets   []string
 	sgs       []string
@@ -82,7 +83,8 @@ type targetGroup struct {
 	created time.Time
 	lbs     []*loadBalancer // those whose listeners refer to it (relink)
 	targets []*elbTarget
-	gone    bool // deleted: its prober stops
+	gone    bool    // deleted: its prober stops
+	home    arnHome // its account: a listing shows the caller's own
 	vpc     string
 	shown   tgSeconds // the health check as the template gave it, in seconds
 }
@@ -119,7 +121,7 @@ func (s *Sim) CreateLoadBalancer(name string) LoadBalancer {
 			return LoadBalancer{Name: name, ARN: lb.arn(h), DNSName: lb.srv.Listener.Addr().String()}
 		}
 	}
-	lb := &loadBalancer{id: computeHex(16), name: name, created: time.Now()}
+	lb := &loadBalancer{id: computeHex(16), name: name, created: time.Now(), home: h}
 	lb.srv = httptest.NewServer(s.lbProxy(lb))
 	f.lbs[lb.id] = lb
 	return LoadBalancer{Name: name, ARN: lb.arn(h), DNSName: lb.srv.Listener.Addr().String()}
@@ -164,7 +166,7 @@ func (s *Sim) CreateTargetGroupWith(spec TargetGroupSpec) TargetGroup {
 	if spec.DeregistrationDelay == 0 {
 		spec.DeregistrationDelay = 300 * time.Millisecond
 	}
-	tg := &targetGroup{id: computeHex(16), spec: spec, created: time.Now()}
+	tg := &targetGroup{id: computeHex(16), spec: spec, created: time.Now(), home: h}
 	f.tgs[tg.id] = tg
 	f.wg.Add(1)
 	go s.probeTargets(tg)
@@ -725,7 +727,11 @@ func (s *Sim) describeLoadBalancers(h arnHome, form url.Values) (any, error) {
 			return nil, elbNotFound("LoadBalancerNotFound", "Load balancers", missing)
 		}
 	default:
-		lbs = slices.Collect(maps.Values(f.lbs))
+		for _, lb := range f.lbs {
+			if lb.home.account == h.account {
+				lbs = append(lbs, lb)
+			}
+		}
 		sort.Slice(lbs, func(i, j int) bool { return lbs[i].name < lbs[j].name })
 	}
 	out := struct {
@@ -801,7 +807,11 @@ func (s *Sim) describeTargetGroups(h arnHome, form url.Values) (any, error) {
 			return nil, elbNotFound("TargetGroupNotFound", "Target groups", missing)
 		}
 	default:
-		tgs = slices.Collect(maps.Values(f.tgs))
+		for _, tg := range f.tgs {
+			if tg.home.account == h.account {
+				tgs = append(tgs, tg)
+			}
+		}
 	}
 	if len(names) == 0 && len(arns) == 0 {
 		sort.Slice(tgs, func(i, j int) bool { return tgs[i].spec.Name < tgs[j].spec.Name })

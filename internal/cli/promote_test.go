@@ -89,7 +89,7 @@ func TestPromoteCommand(t *testing.T) {
 	assert.Contains(t, errOut.String(), "release r1: 4 images from staging to prod, retagged by manifest within one registry (no layer moves)")
 	assert.Contains(t, out.String(), "CRITICAL findings allowed (recorded as vmctl:allow-vulnerable): accepted until APP-42 ships\n")
 	assert.Contains(t, out.String(), "Layer bytes moved: 0\n")
-	assert.Contains(t, out.String(), "verify prod: warning (endpoint backend warning: no listener rule routes /health to backend")
+	assert.Contains(t, out.String(), "verify prod: warning (https load balancer warning: the environment names no domain")
 
 	// Again, as JSON: prod runs r1 already, so nothing moves and nothing is registered.
 	registered := w.sim.Calls("ECS.RegisterTaskDefinition")
