@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/awssim"
+	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/gpu"
+	"github.com/vmctl/vmctl/internal/stack"
 )
 
 var (
@@ -134,6 +136,12 @@ func TestDoctor(t *testing.T) {
 	t.Setenv("VMCTL_APP_SOURCE", t.TempDir())
 	root := dockertest.RepoRoot()
 	base := []string{"-f", filepath.Join(root, "compose", "demo.yaml"), "-p", "vmctldoctor", "--env-dir", filepath.Join(root, "environments"), "doctor"}
+	// dev's account has its foundation, as vmctl infra apply makes it.
+	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
+	require.NoError(t, err)
+	dev, err := environment.LoadNamed(filepath.Join(root, "environments"), "dev")
+	require.NoError(t, err)
+	simtest.Foundation(t, sim, "AKIADEV", st, dev)
 
 	code, out, errOut := runWith(t, gpu.Inventory{NoDriver: true, Problem: "libnvidia-ml.so.1 was not found"}, awsCfg("AKIADEV"), append(base, "--env", "dev")...)
 	assert.Equal(t, ExitOK, code, out+errOut)
@@ -141,6 +149,7 @@ func TestDoctor(t *testing.T) {
 	assert.Contains(t, out, "✓ Compose stack          vmctldoctor: 6 services")
 	assert.Contains(t, out, "! GPU (CUDA 11.8)        not-ready: no NVIDIA driver")
 	assert.Contains(t, out, "✓ AWS credentials (dev)  arn:aws:iam::111111111111:role/dev-deployer in account 111111111111")
+	assert.Contains(t, out, "✓ Foundation (dev)")
 
 	code, out, _ = runWith(t, readyT4, awsCfg("AKIAPROD"), append(base, "--env", "dev", "-o", "json")...)
 	assert.Equal(t, ExitNotReady, code)
