@@ -276,8 +276,9 @@ type ecsCluster struct {
 	namespace string                        // Service Connect's default namespace
 }
 
-// CreateCluster makes an ECS cluster (vmctl creates none: the account has
-// them). Creating one that exists does nothing.
+// CreateCluster makes an ECS cluster for a unit test; everywhere else a
+// stack makes them (the account starts empty). Creating one that exists
+// does nothing.
 func (s *Sim) CreateCluster(name string) {
 	s.compute.mu.Lock()
 	defer s.compute.mu.Unlock()

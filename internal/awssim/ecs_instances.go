@@ -61,9 +61,10 @@ func ecsGPUID(instance string, i int) string {
 // RegisterContainerInstances joins the Auto Scaling group's instances to
 // the cluster, as the ECS agent does when an instance boots with
 // ECS_CLUSTER set, and keeps doing so: instances the group gains later
-// join, and those it loses leave (their tasks stop). Container instances
-// of a group belong to the capacity provider of the group's name, which is
-// how vmctl names them. The cluster is made if it does not exist.
+// join, and those it loses leave (their tasks stop). For unit tests: here
+// the group's instances belong to a capacity provider of the group's name;
+// a stack links them through AWS::ECS::ClusterCapacityProviderAssociations
+// instead. The cluster is made if it does not exist.
 func (s *Sim) RegisterContainerInstances(cluster, group string) {
 	s.compute.mu.Lock()
 	c := s.compute.cluster(cluster)

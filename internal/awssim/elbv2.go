@@ -21,16 +21,16 @@ import (
 	"time"
 )
 
-// Elastic Load Balancing v2, as far as vmctl reads it: load balancers and
-// target groups are made by the test API (the account has them); ECS
-// services register their tasks' published ports as targets; each target
-// group probes its targets over real HTTP; and each load balancer is a
-// local reverse proxy (its DNSName is 127.0.0.1:PORT) that routes a
-// request as an ALB listener does: by its rules' path patterns, the lowest
-// priority number first, else by the default action (the first target
-// group attached without patterns, or a fixed 503), and within the target
-// group round robin over the healthy targets — or over all of them when none
-// is healthy, as an ALB fails open.
+// Elastic Load Balancing v2, as far as vmctl reads it: load balancers,
+// target groups, listeners and rules are made by a CloudFormation stack
+// (cloudformation_resources.go; a unit test may use the test API below);
+// ECS services register their tasks' published ports as targets; each
+// target group probes its targets over real HTTP; and each load balancer is
+// a local reverse proxy (its DNSName is 127.0.0.1:PORT) that routes a
+// request as its served listener does (elbv2_listeners.go): by its rules'
+// path patterns, the lowest priority number first, else by the default
+// action, and within a target group round robin over the healthy targets —
+// or over all of them when none is healthy, as an ALB fails open.
 
 const (
 	elbVersion = "2015-12-01"
