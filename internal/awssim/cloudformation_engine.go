@@ -420,11 +420,25 @@ func (x *cfnOp) apply() {
 		})
 		for _, r := range x.reverseOrder(removed) {
 			x.pause()
-			x.deleteResource(r, r.deletionPolicy == "Retain")
+			x.deleteResource(r, r.retained(false))
 			x.locked(func() { delete(st.resources, r.logical) })
 		}
 		x.locked(func() { st.setStatus("UPDATE_COMPLETE", "") })
 	}
+}
+
+// retained says whether the resource's DeletionPolicy keeps it when
+// CloudFormation deletes it: Retain always, RetainExceptOnCreate unless a
+// failed creation is rolling back. Snapshot deletes it after the snapshot,
+// which the simulator does not model beyond the record.
+func (r *cfnResource) retained(createRollback bool) bool {
+	switch r.deletionPolicy {
+	case "Retain":
+		return true
+	case "RetainExceptOnCreate":
+		return !createRollback
+	}
+	return false
 }
 
 // updateReplaceRetains reads the resource's UpdateReplacePolicy from the
@@ -522,7 +536,7 @@ func (x *cfnOp) finishFailed(failed []string, reason string, undos []undo) {
 		}
 		for i := len(made) - 1; i >= 0; i-- {
 			x.pause()
-			x.deleteResource(made[i], false)
+			x.deleteResource(made[i], made[i].retained(true))
 			x.locked(func() { delete(st.resources, made[i].logical) })
 		}
 		x.locked(func() { st.setStatus("ROLLBACK_COMPLETE", "") })
@@ -594,7 +608,7 @@ func (x *cfnOp) deleteStack() {
 	var failed []string
 	for _, r := range x.reverseOrder(all) {
 		x.pause()
-		retain := r.deletionPolicy == "Retain" || slices.Contains(x.retain, r.logical)
+		retain := r.retained(false) || slices.Contains(x.retain, r.logical)
 		if x.deleteResource(r, retain) {
 			x.locked(func() { delete(st.resources, r.logical) })
 			continue

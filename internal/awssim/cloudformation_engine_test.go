@@ -310,22 +310,26 @@ func TestCloudFormationRefusesWhatItDoesNotModel(t *testing.T) {
 	}
 	assert.Equal(t, "Template error: awssim does not implement the intrinsic function Fn::Cidr", reason)
 	assert.Contains(t, events(t, c, "bad"), "Sg DELETE_COMPLETE", "what was made is rolled back")
+	assert.Contains(t, events(t, c, "bad"), "Logs DELETE_SKIPPED", "but DeletionPolicy Retain keeps its resource even then")
 	_, err = newELB(t, sim).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{"web"}})
 	assert.Equal(t, "LoadBalancerNotFound", computeErrCode(err), "rolled back")
 
 	prop := webStack("/health", 8080)
+	delete(prop.Resources, "Logs") // kept from the first attempt
 	prop.Resources["Tg"].(map[string]any)["Properties"].(map[string]any)["HealthCheckProtocol"] = "TCP"
 	_, err = c.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: sdkaws.String("tcp"), TemplateBody: sdkaws.String(prop.body(t))})
 	require.NoError(t, err)
 	assert.Equal(t, cfntypes.StackStatusRollbackComplete, stackOf(t, c, "tcp").StackStatus)
 
 	typo := webStack("/health", 8080)
+	delete(typo.Resources, "Logs") // kept from the first attempt
 	typo.Resources["Queue"] = res("AWS::SQS::Qeueu", map[string]any{})
 	_, err = c.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: sdkaws.String("typo"), TemplateBody: sdkaws.String(typo.body(t))})
 	assert.Equal(t, "ValidationError", computeErrCode(err))
 	assert.Contains(t, err.Error(), "Template format error: Unrecognized resource types: [AWS::SQS::Qeueu]")
 
 	unmodelled := webStack("/health", 8080)
+	delete(unmodelled.Resources, "Logs") // kept from the first attempt
 	unmodelled.Resources["Queue"] = res("AWS::SQS::Queue", map[string]any{})
 	_, err = c.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: sdkaws.String("sqs"), TemplateBody: sdkaws.String(unmodelled.body(t))})
 	require.NoError(t, err)

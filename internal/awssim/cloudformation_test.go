@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	vmaws "github.com/vmctl/vmctl/internal/aws"
 	"github.com/vmctl/vmctl/internal/awssim"
 	"github.com/vmctl/vmctl/internal/awssim/simtest"
 	"github.com/vmctl/vmctl/internal/dockertest"
@@ -182,4 +183,34 @@ func TestCloudFormationHTTPSListeners(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "routed by the HTTPS listener's rule to a group with no targets yet, not redirected")
+}
+
+// vmctl infra destroy on dev: the stack goes, what its template keeps (the key, the file
+// system, the bucket) is skipped and named, and the load balancer and GPU hosts are gone.
+func TestCloudFormationDestroyKeepsTheData(t *testing.T) {
+	sim := awssim.New()
+	t.Cleanup(sim.Close)
+	sim.AddUser("AKIADEV", awssim.Principal{Account: "111111111111", ARN: "arn:aws:iam::111111111111:role/dev"})
+	root := dockertest.RepoRoot()
+	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
+	require.NoError(t, err)
+	env, err := environment.LoadNamed(filepath.Join(root, "environments"), "dev")
+	require.NoError(t, err)
+	out := simtest.Foundation(t, sim, "AKIADEV", st, env)
+	require.NotEmpty(t, sim.GroupInstances(out[infra.OutGPUGroup]), "dev's GPU group runs its minimum")
+
+	cfg := simtest.Config(t, sim, "AKIADEV")
+	res, err := infra.Destroy(context.Background(), vmaws.NewClients(cfg).CFN, "dev", infra.WatchOptions{Poll: 10 * time.Millisecond})
+	require.NoError(t, err)
+	assert.Equal(t, "DELETE_COMPLETE", res.Status)
+	var kept []string
+	for _, r := range res.Retained {
+		kept = append(kept, r.LogicalID)
+	}
+	assert.Subset(t, kept, []string{infra.LogicalDataKey, infra.LogicalFileSystem, infra.LogicalVideoBucket})
+	_, err = elbv2.NewFromConfig(cfg).DescribeLoadBalancers(context.Background(), &elbv2.DescribeLoadBalancersInput{LoadBalancerArns: []string{out[infra.OutLoadBalancer]}})
+	assert.Equal(t, "LoadBalancerNotFound", computeErrCode(err))
+	assert.Empty(t, sim.GroupInstances(out[infra.OutGPUGroup]))
+	_, ok := sim.StackOutputs("111111111111", "vmctl-dev")
+	assert.False(t, ok)
 }
