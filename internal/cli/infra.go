@@ -308,14 +308,15 @@ func runInfraApply(ctx context.Context, f *Factory, g *globalOptions, o *infraOp
 	if err != nil {
 		return err
 	}
-	for _, id := range o.allowReplace {
-		if !infra.IsStateful(id) {
-			return usageError{fmt.Errorf("--allow-replace %s: not a stateful resource: name one of %s", id, strings.Join(infra.Stateful, ", "))}
-		}
-	}
 	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
+	}
+	shifted := infra.ShiftedRules(env)
+	for _, id := range o.allowReplace {
+		if !infra.IsStateful(id) && !slices.Contains(shifted, id) {
+			return usageError{fmt.Errorf("--allow-replace %s: not a stateful resource or a blue/green production rule: name one of %s", id, strings.Join(append(slices.Clone(infra.Stateful), shifted...), ", "))}
+		}
 	}
 	_, body, err := renderEnv(ctx, f, g, env)
 	if err != nil {
@@ -346,6 +347,9 @@ func runInfraApply(ctx context.Context, f *Factory, g *globalOptions, o *infraOp
 		return cs.Abandon(ctx, cfn, err)
 	}
 	if err := cs.RefuseStateful(o.allowReplace); err != nil {
+		return cs.Abandon(ctx, cfn, err)
+	}
+	if err := cs.RefuseRuleReset(shifted, o.allowReplace); err != nil {
 		return cs.Abandon(ctx, cfn, err)
 	}
 	if ap.Prompt != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
 	vmaws "github.com/vmctl/vmctl/internal/aws"
+	"github.com/vmctl/vmctl/internal/environment"
 )
 
 // MaxTemplateBody is the largest template CloudFormation takes inline (TemplateBody);
@@ -410,4 +411,39 @@ func (cs *ChangeSet) Abandon(ctx context.Context, c vmaws.CloudFormation, err er
 		return errors.Join(err, derr)
 	}
 	return err
+}
+
+// ShiftedRules are the listener rules ECS blue/green rewrites at each deploy: after one, the
+// rule forwards to whichever target group holds the new tasks, which the template cannot
+// know. A change set that rewrites such a rule would send production traffic back to the
+// template's group, which may have been drained.
+func ShiftedRules(env *environment.Environment) []string {
+	if env.AWS == nil || env.AWS.Deployment.Strategy != environment.StrategyBlueGreen {
+		return nil
+	}
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(env.Services)) {
+		if env.Services[name].LoadBalancer != nil {
+			out = append(out, LogicalRule(name))
+		}
+	}
+	return out
+}
+
+// RefuseRuleReset returns an error when the change set modifies, replaces or removes one of
+// rules (ShiftedRules) that allow does not name.
+func (cs *ChangeSet) RefuseRuleReset(rules, allow []string) error {
+	var hits, flags []string
+	for _, c := range cs.Changes {
+		if c.Action == ActionAdd || !slices.Contains(rules, c.LogicalID) || slices.Contains(allow, c.LogicalID) {
+			continue
+		}
+		hits = append(hits, string(c.Action)+" "+c.LogicalID)
+		flags = append(flags, "--allow-replace "+c.LogicalID)
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	return fmt.Errorf("refused to change stack %s: the change set would %s, a listener rule ECS blue/green shifts between target groups at each deploy: CloudFormation would point it back at the template's group, which may hold no tasks since the last deploy; nothing was changed; if every service runs in its primary group (vmctl status --env %s), run vmctl infra apply --env %s %s",
+		cs.Stack, strings.Join(hits, ", "), cs.Env, cs.Env, strings.Join(flags, " "))
 }
