@@ -2,7 +2,6 @@ package awssim
 
 import (
 	"encoding/xml"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -232,13 +231,14 @@ func (env queryEnvelope) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
 
 // ---- lookups
 
+// stackNameRe is what CloudFormation accepts as a stack or change set name.
 var stackNameRe = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
 
 func stackNotFound(ref string) *Error {
 	return Errorf("ValidationError", "Stack with id %s does not exist", ref)
 }
 
-// liveStack finds a stack that is not deleted by name or id; by id a
+// findStack finds a stack that is not deleted by name or id; by id a
 // deleted one is found too, as CloudFormation does. The caller holds the
 // lock.
 func (c *cfnState) findStack(h arnHome, ref string) *cfnStack {
@@ -298,7 +298,6 @@ func (c *cfnState) changeSetByRef(h arnHome, stackRef, ref string) (*cfnChangeSe
 
 // ---- request fields
 
-func formList(form url.Values, name string) []string { return formMembers(form, name) }
 
 type cfnParamIn struct {
 	Key, Value  string
@@ -458,7 +457,7 @@ func (s *Sim) cfnCreateChangeSet(h arnHome, form url.Values) (any, error) {
 	if typ != "CREATE" && typ != "UPDATE" {
 		return nil, Errorf("ValidationError", "awssim does not model change sets of type %s", typ)
 	}
-	if !regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`).MatchString(csName) {
+	if !stackNameRe.MatchString(csName) {
 		return nil, Errorf("ValidationError", "1 validation error detected: Value '%s' at 'changeSetName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", csName)
 	}
 	onFailure := form.Get("OnStackFailure")
@@ -503,7 +502,7 @@ func (s *Sim) cfnCreateChangeSet(h arnHome, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := formList(form, "Capabilities")
+	caps := formMembers(form, "Capabilities")
 	if err := checkCapabilities(t, caps); err != nil {
 		return nil, err
 	}
@@ -737,7 +736,7 @@ func (s *Sim) cfnCreateOrUpdateStack(h arnHome, op string, form url.Values) (any
 	}
 	params, err := s.resolveParams(t, formParams(form), prev)
 	if err == nil {
-		err = checkCapabilities(t, formList(form, "Capabilities"))
+		err = checkCapabilities(t, formMembers(form, "Capabilities"))
 	}
 	if err != nil {
 		c.mu.Unlock()
@@ -758,7 +757,7 @@ func (s *Sim) cfnCreateOrUpdateStack(h arnHome, op string, form url.Values) (any
 		c.stacks = append(c.stacks, st)
 	}
 	disable := form.Get("DisableRollback") == "true" || form.Get("OnFailure") == "DO_NOTHING"
-	x := s.startOperation(st, typ, body, t, params, formList(form, "Capabilities"), formTags(form), disable, form.Get("OnFailure") == "DELETE")
+	x := s.startOperation(st, typ, body, t, params, formMembers(form, "Capabilities"), formTags(form), disable, form.Get("OnFailure") == "DELETE")
 	c.mu.Unlock()
 	s.runOperation(x)
 	return struct {
@@ -787,7 +786,7 @@ func (s *Sim) cfnDeleteStack(h arnHome, form url.Values) (any, error) {
 		c.mu.Unlock()
 		return struct{}{}, nil
 	}
-	retain := formList(form, "RetainResources")
+	retain := formMembers(form, "RetainResources")
 	if len(retain) > 0 && st.status != "DELETE_FAILED" {
 		c.mu.Unlock()
 		return nil, Errorf("ValidationError", "Invalid operation on stack [%s]. RetainResources can only be specified when the stack is in the DELETE_FAILED state.", st.id)
@@ -1117,4 +1116,3 @@ func (ch cfnChange) out() cfnChangeOut {
 	return o
 }
 
-var _ = fmt.Sprintf

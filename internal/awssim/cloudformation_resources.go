@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -1136,4 +1135,3 @@ func namespaceHandler() *cfnHandler {
 	}
 }
 
-var _ = reflect.DeepEqual

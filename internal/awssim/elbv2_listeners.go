@@ -2,7 +2,6 @@ package awssim
 
 import (
 	"cmp"
-	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -431,4 +430,3 @@ func (s *Sim) describeRules(h arnHome, form url.Values) (any, error) {
 	return out, nil
 }
 
-var _ = fmt.Sprint
