@@ -298,7 +298,6 @@ func (c *cfnState) changeSetByRef(h arnHome, stackRef, ref string) (*cfnChangeSe
 
 // ---- request fields
 
-
 type cfnParamIn struct {
 	Key, Value  string
 	UsePrevious bool
@@ -1115,4 +1114,3 @@ func (ch cfnChange) out() cfnChangeOut {
 	}
 	return o
 }
-

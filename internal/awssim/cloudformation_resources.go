@@ -1134,4 +1134,3 @@ func namespaceHandler() *cfnHandler {
 		},
 	}
 }
-

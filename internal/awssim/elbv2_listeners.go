@@ -429,4 +429,3 @@ func (s *Sim) describeRules(h arnHome, form url.Values) (any, error) {
 	}
 	return out, nil
 }
-
