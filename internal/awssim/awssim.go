@@ -1,7 +1,7 @@
 // Package awssim is test infrastructure: a local AWS that the real
 // aws-sdk-go-v2 clients reach through their base endpoint. It speaks the
 // real wire protocols (query/XML for STS, Auto Scaling, ELBv2 and
-// CloudFormation; JSON 1.1
+// CloudFormation; REST/XML for S3; JSON 1.1
 // for ECR, ECS, SSM, CloudWatch Logs and Application Auto Scaling) with
 // AWS's shapes and error codes, for exactly the operations vmctl calls. It
 // never stands in for AWS in the product.
@@ -52,6 +52,7 @@ type Sim struct {
 	fleet    *fleet // Auto Scaling groups and their simulated instances
 	logs     *logStore
 	cfn      *cfnState // CloudFormation stacks (cloudformation*.go)
+	s3       *s3State  // the template bucket (s3.go)
 }
 
 // JSONService handles one JSON 1.1 service's operations: it returns the
@@ -109,6 +110,7 @@ func New() *Sim {
 	s.registerLogs()
 	s.startCompute()
 	s.registerCloudFormation()
+	s.s3 = &s3State{buckets: map[string]*s3Bucket{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -249,6 +251,10 @@ func faultChance(op string, n int) float64 {
 }
 
 func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
+	if isS3(r) { // REST: routed by its signature's service, not by a target or version
+		s.serveS3(w, r)
+		return
+	}
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		s.serveJSON(w, r, target)
 		return

@@ -126,13 +126,13 @@ func (s *Sim) SetCloudFormationStep(d time.Duration) {
 // cfnFields are the request fields each operation models; any other is
 // refused, naming it.
 var cfnFields = map[string][]string{
-	"CreateChangeSet":                   {"StackName", "ChangeSetName", "ChangeSetType", "TemplateBody", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "Description", "OnStackFailure", "ClientToken"},
+	"CreateChangeSet":                   {"StackName", "ChangeSetName", "ChangeSetType", "TemplateBody", "TemplateURL", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "Description", "OnStackFailure", "ClientToken"},
 	"DescribeChangeSet":                 {"StackName", "ChangeSetName", "NextToken", "IncludePropertyValues"},
 	"ExecuteChangeSet":                  {"StackName", "ChangeSetName", "DisableRollback", "ClientRequestToken"},
 	"DeleteChangeSet":                   {"StackName", "ChangeSetName"},
 	"ListChangeSets":                    {"StackName", "NextToken"},
-	"CreateStack":                       {"StackName", "TemplateBody", "Parameters", "Capabilities", "Tags", "DisableRollback", "OnFailure", "ClientRequestToken"},
-	"UpdateStack":                       {"StackName", "TemplateBody", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "DisableRollback", "ClientRequestToken"},
+	"CreateStack":                       {"StackName", "TemplateBody", "TemplateURL", "Parameters", "Capabilities", "Tags", "DisableRollback", "OnFailure", "ClientRequestToken"},
+	"UpdateStack":                       {"StackName", "TemplateBody", "TemplateURL", "UsePreviousTemplate", "Parameters", "Capabilities", "Tags", "DisableRollback", "ClientRequestToken"},
 	"DeleteStack":                       {"StackName", "RetainResources", "ClientRequestToken"},
 	"DescribeStacks":                    {"StackName", "NextToken"},
 	"DescribeStackEvents":               {"StackName", "NextToken"},
@@ -141,7 +141,7 @@ var cfnFields = map[string][]string{
 	"ListStackResources":                {"StackName", "NextToken"},
 	"ListStacks":                        {"NextToken", "StackStatusFilter"},
 	"GetTemplate":                       {"StackName", "ChangeSetName", "TemplateStage"},
-	"ValidateTemplate":                  {"TemplateBody"},
+	"ValidateTemplate":                  {"TemplateBody", "TemplateURL"},
 	"DetectStackDrift":                  {"StackName", "LogicalResourceIds"},
 	"DescribeStackDriftDetectionStatus": {"StackDriftDetectionId"},
 }
@@ -194,7 +194,7 @@ func (s *Sim) serveCloudFormation(r *http.Request, op string) (any, error) {
 	case "GetTemplate":
 		result, err = s.cfnGetTemplate(h, form)
 	case "ValidateTemplate":
-		result, err = s.cfnValidateTemplate(form)
+		result, err = s.cfnValidateTemplate(h, form)
 	case "DetectStackDrift":
 		result, err = s.cfnDetectDrift(h, form)
 	case "DescribeStackDriftDetectionStatus":
@@ -325,6 +325,23 @@ func formTags(form url.Values) []cfnTag {
 		}
 		out = append(out, cfnTag{Key: key[0], Value: form.Get(p + "Value")})
 	}
+}
+
+// templateBody is the request's template: TemplateBody, or the S3 object
+// TemplateURL names (read as the caller's account).
+func (s *Sim) templateBody(h arnHome, form url.Values) (string, error) {
+	body, ref := form.Get("TemplateBody"), form.Get("TemplateURL")
+	switch {
+	case body != "" && ref != "":
+		return "", Errorf("ValidationError", "Specify exactly one of TemplateBody or TemplateUrl.")
+	case ref == "":
+		return body, nil
+	}
+	obj, ok := s.s3Object(h.account, ref)
+	if !ok {
+		return "", Errorf("ValidationError", "TemplateURL must reference a valid S3 object to which you have access.")
+	}
+	return string(obj), nil
 }
 
 // ---- parameters
@@ -482,7 +499,10 @@ func (s *Sim) cfnCreateChangeSet(h arnHome, form url.Values) (any, error) {
 	if st == nil && !stackNameRe.MatchString(stackName) {
 		return nil, Errorf("ValidationError", "1 validation error detected: Value '%s' at 'stackName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", stackName)
 	}
-	body := form.Get("TemplateBody")
+	body, err := s.templateBody(h, form)
+	if err != nil {
+		return nil, err
+	}
 	if form.Get("UsePreviousTemplate") == "true" {
 		if st == nil || st.body == "" {
 			return nil, Errorf("ValidationError", "UsePreviousTemplate can only be used when updating a stack")
@@ -720,7 +740,11 @@ func (s *Sim) cfnCreateOrUpdateStack(h arnHome, op string, form url.Values) (any
 		c.mu.Unlock()
 		return nil, Errorf("ValidationError", "1 validation error detected: Value '%s' at 'stackName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*", name)
 	}
-	body := form.Get("TemplateBody")
+	body, err := s.templateBody(h, form)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
 	if form.Get("UsePreviousTemplate") == "true" && st != nil {
 		body = st.body
 	}
@@ -1047,8 +1071,12 @@ func (s *Sim) cfnGetTemplate(h arnHome, form url.Values) (any, error) {
 	return struct{ TemplateBody string }{st.body}, nil
 }
 
-func (s *Sim) cfnValidateTemplate(form url.Values) (any, error) {
-	t, err := parseTemplate(form.Get("TemplateBody"))
+func (s *Sim) cfnValidateTemplate(h arnHome, form url.Values) (any, error) {
+	body, err := s.templateBody(h, form)
+	if err != nil {
+		return nil, err
+	}
+	t, err := parseTemplate(body)
 	if err != nil {
 		return nil, err
 	}

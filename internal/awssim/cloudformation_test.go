@@ -15,6 +15,7 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -213,4 +214,44 @@ func TestCloudFormationDestroyKeepsTheData(t *testing.T) {
 	assert.Empty(t, sim.GroupInstances(out[infra.OutGPUGroup]))
 	_, ok := sim.StackOutputs("111111111111", "vmctl-dev")
 	assert.False(t, ok)
+}
+
+// A template over CloudFormation's inline limit is staged in the account's template bucket
+// and read back through TemplateURL: the same stack results, and another account cannot
+// read the object.
+func TestCloudFormationTemplateURL(t *testing.T) {
+	sim := computeSim(t)
+	root := dockertest.RepoRoot()
+	st, err := stack.Load(context.Background(), stack.LoadOptions{Files: []string{filepath.Join(root, "compose", "demo.yaml")}})
+	require.NoError(t, err)
+	env, err := environment.LoadNamed(filepath.Join(root, "environments"), "staging")
+	require.NoError(t, err)
+	cfg := simtest.Config(t, sim, computeKey)
+	bucket := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	ctx := context.Background()
+	c := vmaws.NewClients(cfg).CFN
+	opts := infra.ChangeSetOptions{Template: simtest.Template(t, st, env), InlineLimit: 1024,
+		Stage: infra.S3Stager(bucket, computeAccount, "ap-northeast-1"), MinDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
+	cs, err := infra.CreateChangeSet(ctx, c, "staging", opts)
+	require.NoError(t, err)
+	res, err := infra.Execute(ctx, c, cs, infra.WatchOptions{Poll: 10 * time.Millisecond})
+	require.NoError(t, err)
+	assert.Equal(t, "CREATE_COMPLETE", res.Status)
+	assert.Equal(t, "vmctl-staging", res.Outputs[infra.OutCluster])
+
+	// Staged again for an update with nothing new: no changes.
+	again, err := infra.CreateChangeSet(ctx, c, "staging", opts)
+	require.NoError(t, err)
+	assert.True(t, again.Empty())
+
+	// The object is the account's own.
+	sim.AddUser("AKIAOTHER", awssim.Principal{Account: "999999999999", ARN: "arn:aws:iam::999999999999:user/other"})
+	other := newCFNAs(t, sim, "AKIAOTHER")
+	url := "https://" + infra.TemplateBucket(computeAccount, "ap-northeast-1") + ".s3.ap-northeast-1.amazonaws.com/vmctl-staging/nope.json"
+	_, err = other.ValidateTemplate(ctx, &cloudformation.ValidateTemplateInput{TemplateURL: sdkaws.String(url)})
+	assert.Contains(t, err.Error(), "TemplateURL must reference a valid S3 object to which you have access.")
+}
+
+func newCFNAs(t *testing.T, sim *awssim.Sim, key string) *cloudformation.Client {
+	return cloudformation.NewFromConfig(simtest.Config(t, sim, key))
 }
