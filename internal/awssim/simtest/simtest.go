@@ -1,7 +1,10 @@
 // Package simtest is test support over awssim: the SDK configuration that
 // reaches a simulator as one of its users, for the packages whose tests run
-// the real AWS clients against it (registry, verify, promote). The demo
-// stack deployed on a simulator lives one level up, in verify/verifytest.
+// the real AWS clients against it (registry, verify, promote), and an
+// environment's foundation stack rendered by infra and applied through the
+// simulator's CloudFormation — the only way infrastructure reaches a
+// simulator, which starts empty like a new account. The demo stack deployed
+// on a simulator lives one level up, in verify/verifytest.
 package simtest
 
 import (
