@@ -3,9 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,14 +13,21 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	aas "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
+	aastypes "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vmctl/vmctl/internal/environment"
+	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/mototest"
 	"github.com/vmctl/vmctl/internal/release"
+	"github.com/vmctl/vmctl/internal/rollout"
 )
 
 // motoWorld is dev's account on moto_server with its foundation applied by vmctl infra
@@ -52,6 +59,19 @@ func (l *callLog) middleware(st *middleware.Stack) error {
 		l.mu.Unlock()
 		return next.HandleInitialize(ctx, in)
 	}), middleware.Before)
+}
+
+// created is the last CreateService input for service.
+func (l *callLog) created(service string) *awsecs.CreateServiceInput {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var last *awsecs.CreateServiceInput
+	for _, p := range l.inputs["ECS.CreateService"] {
+		if in := p.(*awsecs.CreateServiceInput); sdkaws.ToString(in.ServiceName) == service {
+			last = in
+		}
+	}
+	return last
 }
 
 // count is how often each of ops was called since the log was made.
@@ -119,25 +139,256 @@ func (w *motoWorld) vmctl(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// foundationNames reads dev's foundation template (vmctl infra template) for the name of
+// the GPU capacity provider attached to the cluster and of the Cloud Map namespace.
+func (w *motoWorld) foundationNames(t *testing.T) (gpuProvider, namespace string) {
+	t.Helper()
+	code, out, errOut := w.vmctl(t, "infra", "template", "--env", "dev")
+	require.Equal(t, ExitOK, code, errOut)
+	var tpl struct {
+		Resources map[string]struct {
+			Type       string
+			Properties map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &tpl))
+	attached := map[string]bool{}
+	providers := map[string]string{} // logical id → name
+	for id, r := range tpl.Resources {
+		switch r.Type {
+		case "AWS::ECS::CapacityProvider":
+			providers[id], _ = r.Properties["Name"].(string)
+		case "AWS::ServiceDiscovery::HttpNamespace":
+			namespace, _ = r.Properties["Name"].(string)
+		case "AWS::ECS::ClusterCapacityProviderAssociations":
+			for _, p := range r.Properties["CapacityProviders"].([]any) {
+				if ref, ok := p.(map[string]any); ok {
+					attached[ref["Ref"].(string)] = true
+				}
+			}
+		}
+	}
+	require.Len(t, providers, 1, "one GPU capacity provider")
+	for id, name := range providers {
+		require.True(t, attached[id], "capacity provider %s is attached to the cluster", id)
+		gpuProvider = name
+	}
+	require.NotEmpty(t, namespace)
+	return gpuProvider, namespace
+}
+
 // saveRelease writes release id of the stack's four images, each with a well-formed
 // digest of its own (moto pulls nothing, so no image stands behind them).
 func (w *motoWorld) saveRelease(t *testing.T, id string, created time.Time) *release.Release {
 	t.Helper()
 	rel := release.Release{ID: id, Revision: "0123456789abcdef0123456789abcdef01234567", Created: created, Images: map[string]release.Image{}}
-	for i, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
-		rel.Images[svc] = release.Image{Digest: fmt.Sprintf("sha256:%064x", uint64(len(id))<<32|uint64(id[len(id)-1])<<8|uint64(i+1))}
+	for _, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
+		rel.Images[svc] = release.Image{Digest: fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(id+"/"+svc)))}
 	}
 	require.NoError(t, release.Store{Dir: w.releaseDir}.Save(rel))
 	return &rel
 }
 
+// seedSize is each service's task size: seed §1.1 in CPU units and MiB (0.5 vCPU/1 GB,
+// 2 vCPU/4 GB, 2 vCPU/4 GB; OpenVoice 4 vCPU with one T4), and the dev file's min–max.
+// OpenVoice's memory is dev.yaml's 15360: ECS registers less of a g4dn.xlarge's 16 GiB
+// than the instance has, so 16384 would never place.
+var seedSize = map[string]struct {
+	cpu, memory string
+	gpu         string
+	min, max    int32
+	port        int32
+}{
+	"frontend":  {"512", "1024", "", 1, 2, 55434},
+	"backend":   {"2048", "4096", "", 1, 4, 55433},
+	"voicevox":  {"2048", "4096", "", 1, 2, 50021},
+	"openvoice": {"4096", "15360", "1", 1, 2, 8001},
+}
+
+// vmctl deploy --detach of the real dev stack to moto, after vmctl infra apply made its
+// foundation there; then what moto recorded, read back through the SDK, against dev.yaml
+// and the seed. Then the same release again, a second release, status, and rollback.
 func TestDeployToMoto(t *testing.T) {
 	w := newMotoWorld(t)
-	w.saveRelease(t, "r1", time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	cfg := w.srv.Config(t)
+	ecsc := awsecs.NewFromConfig(cfg)
+	r1 := w.saveRelease(t, "r1", time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	r2 := w.saveRelease(t, "r2", time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+
 	code, out, errOut := w.vmctl(t, "deploy", "--env", "dev", "--detach", "--release", "r1", "-o", "json")
-	t.Logf("code %d\n%s\n%s", code, out, errOut)
-	_ = strings.Contains
-	_ = filepath.Join
-	_ = awsecs.NewFromConfig
-	_ = cloudformation.NewFromConfig
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, errOut, "ECS accepted the deployment of r1 to dev; follow it with: vmctl status --env dev --wait\n")
+	var res rollout.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.True(t, res.Detached)
+	require.Len(t, res.Services, 4)
+	for _, s := range res.Services {
+		assert.True(t, s.Created && s.Registered, s.Service)
+		assert.Equal(t, rollout.RolloutStarted, s.Rollout, s.Service)
+	}
+
+	// moto's CloudFormation creates neither the GPU capacity provider (with its cluster
+	// association) nor the Cloud Map namespace; what services name must be what the
+	// foundation's template declares.
+	gpuProvider, namespace := w.foundationNames(t)
+	aasc := aas.NewFromConfig(cfg)
+	private := strings.Split(w.outputs[infra.OutPrivateSubnets], ",")
+	require.Len(t, private, 2, "dev.yaml's two private subnets")
+	elb := elbv2.NewFromConfig(cfg)
+	roles := stackResources(t, cfg, "AWS::IAM::Role")
+	for svc, want := range seedSize {
+		// The task definition: pinned by the release's digest, the seed's size, the roles
+		// the foundation made.
+		td, err := ecsc.DescribeTaskDefinition(ctx, &awsecs.DescribeTaskDefinitionInput{TaskDefinition: sdkaws.String("vmctl-dev-" + svc), Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags}})
+		require.NoError(t, err, svc)
+		def := td.TaskDefinition
+		assert.Equal(t, int32(1), def.Revision, svc)
+		assert.Equal(t, want.cpu, sdkaws.ToString(def.Cpu), svc)
+		assert.Equal(t, want.memory, sdkaws.ToString(def.Memory), svc)
+		assert.Equal(t, ecstypes.NetworkModeAwsvpc, def.NetworkMode, svc)
+		main := def.ContainerDefinitions[0]
+		assert.Equal(t, svc, sdkaws.ToString(main.Name))
+		assert.Equal(t, "111111111111.dkr.ecr.ap-northeast-1.amazonaws.com/vmapp/"+svc+"@"+r1.Images[svc].Digest, sdkaws.ToString(main.Image))
+		assert.Contains(t, tagMap(td.Tags), "vmctl:release", svc)
+		assert.Equal(t, "r1", tagMap(td.Tags)["vmctl:release"], svc)
+		for _, role := range []string{sdkaws.ToString(def.ExecutionRoleArn), sdkaws.ToString(def.TaskRoleArn)} {
+			name, ok := strings.CutPrefix(role, "arn:aws:iam::111111111111:role/")
+			require.True(t, ok, "%s: %s is a role of dev's account", svc, role)
+			assert.Contains(t, roles, name, "%s: the foundation made role %s", svc, name)
+		}
+		assert.Equal(t, "arn:aws:iam::111111111111:role/vmctl-dev-task-"+svc, sdkaws.ToString(def.TaskRoleArn), "each service its own task role")
+		if want.gpu != "" {
+			assert.Equal(t, []ecstypes.Compatibility{ecstypes.CompatibilityEc2}, def.RequiresCompatibilities, svc)
+			require.Len(t, main.ResourceRequirements, 1, svc)
+			assert.Equal(t, ecstypes.ResourceTypeGpu, main.ResourceRequirements[0].Type)
+			assert.Equal(t, want.gpu, sdkaws.ToString(main.ResourceRequirements[0].Value))
+			require.Len(t, def.PlacementConstraints, 1)
+			assert.Equal(t, "attribute:ecs.instance-type == g4dn.xlarge", sdkaws.ToString(def.PlacementConstraints[0].Expression))
+		} else {
+			assert.Equal(t, []ecstypes.Compatibility{ecstypes.CompatibilityFargate}, def.RequiresCompatibilities, svc)
+			assert.Empty(t, main.ResourceRequirements, svc)
+		}
+
+		// The service: in the stack's private subnets, behind its own security group.
+		svcs, err := ecsc.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String(w.outputs[infra.OutCluster]), Services: []string{svc}})
+		require.NoError(t, err)
+		require.Len(t, svcs.Services, 1, svc)
+		s := svcs.Services[0]
+		assert.Equal(t, sdkaws.ToString(def.TaskDefinitionArn), sdkaws.ToString(s.TaskDefinition), svc)
+		assert.Equal(t, want.min, s.DesiredCount, svc)
+		require.NotNil(t, s.NetworkConfiguration, svc)
+		vpc := s.NetworkConfiguration.AwsvpcConfiguration
+		assert.ElementsMatch(t, private, vpc.Subnets, svc)
+		assert.Equal(t, []string{w.outputs[infra.OutSecurityGroup(svc)]}, vpc.SecurityGroups, svc)
+		assert.Equal(t, ecstypes.AssignPublicIpDisabled, vpc.AssignPublicIp, svc)
+
+		// Behind the load balancer: the stack's target group, at the service's port.
+		if svc == "frontend" || svc == "backend" {
+			require.Len(t, s.LoadBalancers, 1, svc)
+			lb := s.LoadBalancers[0]
+			tgs, err := elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: []string{sdkaws.ToString(lb.TargetGroupArn)}})
+			require.NoError(t, err, svc)
+			assert.Equal(t, "vmctl-dev-"+svc, sdkaws.ToString(tgs.TargetGroups[0].TargetGroupName))
+			assert.Equal(t, []string{w.outputs[infra.OutLoadBalancer]}, tgs.TargetGroups[0].LoadBalancerArns, svc)
+			assert.Equal(t, want.port, sdkaws.ToInt32(lb.ContainerPort), svc)
+			assert.Equal(t, want.port, sdkaws.ToInt32(tgs.TargetGroups[0].Port), svc)
+			assert.Equal(t, svc, sdkaws.ToString(lb.ContainerName))
+		} else {
+			assert.Empty(t, s.LoadBalancers, svc)
+		}
+
+		// moto 5.2's CreateService keeps none of capacityProviderStrategy,
+		// deploymentConfiguration, serviceConnectConfiguration, placementConstraints and
+		// healthCheckGracePeriodSeconds (moto/ecs/responses.py create_service passes them
+		// on to nothing), so what vmctl sent, and moto accepted, is checked instead.
+		assert.Empty(t, s.CapacityProviderStrategy, "moto started keeping the capacity strategy: read it back instead")
+		in := w.calls.created(svc)
+		require.NotNil(t, in, svc)
+		if want.gpu != "" {
+			assert.Equal(t, []string{gpuProvider + "/1/0"}, strategy(in.CapacityProviderStrategy), "openvoice runs on the GPU hosts' capacity provider")
+			assert.Equal(t, []ecstypes.PlacementConstraint{{Type: ecstypes.PlacementConstraintTypeDistinctInstance}}, in.PlacementConstraints, "one GPU task per host")
+			assert.Equal(t, int32(300), sdkaws.ToInt32(in.HealthCheckGracePeriodSeconds), "dev.yaml: grace_period 5m")
+		} else {
+			assert.Equal(t, []string{"FARGATE_SPOT/1/0"}, strategy(in.CapacityProviderStrategy), "dev.yaml: spot: true")
+			assert.Empty(t, in.PlacementConstraints, svc)
+		}
+		dc := in.DeploymentConfiguration
+		assert.Equal(t, ecstypes.DeploymentStrategyRolling, dc.Strategy, "dev.yaml: strategy rolling")
+		assert.True(t, dc.DeploymentCircuitBreaker.Enable && dc.DeploymentCircuitBreaker.Rollback, svc)
+		sc := in.ServiceConnectConfiguration
+		require.NotNil(t, sc, svc)
+		assert.True(t, sc.Enabled)
+		assert.Equal(t, namespace, sdkaws.ToString(sc.Namespace), "the foundation's Cloud Map namespace")
+		require.Len(t, sc.Services, 1, svc)
+		alias := sc.Services[0].ClientAliases
+		require.Len(t, alias, 1, svc)
+		assert.Equal(t, svc, sdkaws.ToString(alias[0].DnsName), "the compose name, as the other services call it")
+		assert.Equal(t, want.port, sdkaws.ToInt32(alias[0].Port), svc)
+
+		// Scaling: the file's min–max, CPU target tracking, and dev's working hours.
+		id := "service/vmctl-dev/" + svc
+		targets, err := aasc.DescribeScalableTargets(ctx, &aas.DescribeScalableTargetsInput{ServiceNamespace: aastypes.ServiceNamespaceEcs, ResourceIds: []string{id}})
+		require.NoError(t, err)
+		require.Len(t, targets.ScalableTargets, 1, svc)
+		tg := targets.ScalableTargets[0]
+		assert.Equal(t, aastypes.ScalableDimensionECSServiceDesiredCount, tg.ScalableDimension)
+		assert.Equal(t, [2]int32{want.min, want.max}, [2]int32{sdkaws.ToInt32(tg.MinCapacity), sdkaws.ToInt32(tg.MaxCapacity)}, svc)
+		policies, err := aasc.DescribeScalingPolicies(ctx, &aas.DescribeScalingPoliciesInput{ServiceNamespace: aastypes.ServiceNamespaceEcs, ResourceId: sdkaws.String(id)})
+		require.NoError(t, err)
+		require.Len(t, policies.ScalingPolicies, 1, svc)
+		pol := policies.ScalingPolicies[0]
+		assert.Equal(t, aastypes.PolicyTypeTargetTrackingScaling, pol.PolicyType)
+		tt := pol.TargetTrackingScalingPolicyConfiguration
+		require.NotNil(t, tt, svc)
+		assert.Equal(t, aastypes.MetricTypeECSServiceAverageCPUUtilization, tt.PredefinedMetricSpecification.PredefinedMetricType)
+		assert.Less(t, sdkaws.ToFloat64(tt.TargetValue), 80.0, "scales out before seed §7.3's 80 %% CPU alarm")
+		actions, err := aasc.DescribeScheduledActions(ctx, &aas.DescribeScheduledActionsInput{ServiceNamespace: aastypes.ServiceNamespaceEcs, ResourceId: sdkaws.String(id)})
+		require.NoError(t, err)
+		got := map[string]string{}
+		for _, a := range actions.ScheduledActions {
+			got[sdkaws.ToString(a.ScheduledActionName)] = fmt.Sprintf("%s %s %d-%d", sdkaws.ToString(a.Schedule), sdkaws.ToString(a.Timezone),
+				sdkaws.ToInt32(a.ScalableTargetAction.MinCapacity), sdkaws.ToInt32(a.ScalableTargetAction.MaxCapacity))
+		}
+		assert.Equal(t, map[string]string{
+			svc + "-start": fmt.Sprintf("cron(0 8 ? * MON,TUE,WED,THU,FRI *) Asia/Tokyo %d-%d", want.min, want.max),
+			svc + "-stop":  "cron(0 20 ? * MON,TUE,WED,THU,FRI *) Asia/Tokyo 0-0",
+		}, got, "dev.yaml: up mon–fri 08:00–20:00 Asia/Tokyo")
+	}
+	_ = r2
+}
+
+// strategy is a capacity provider strategy as provider/weight/base.
+func strategy(items []ecstypes.CapacityProviderStrategyItem) []string {
+	var out []string
+	for _, i := range items {
+		out = append(out, fmt.Sprintf("%s/%d/%d", sdkaws.ToString(i.CapacityProvider), i.Weight, i.Base))
+	}
+	return out
+}
+
+// stackResources are the physical ids of the foundation's resources of type typ, as moto's
+// CloudFormation recorded them.
+func stackResources(t *testing.T, cfg sdkaws.Config, typ string) []string {
+	t.Helper()
+	var ids []string
+	p := cloudformation.NewListStackResourcesPaginator(cloudformation.NewFromConfig(cfg), &cloudformation.ListStackResourcesInput{StackName: sdkaws.String("vmctl-dev")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		require.NoError(t, err)
+		for _, r := range page.StackResourceSummaries {
+			if sdkaws.ToString(r.ResourceType) == typ {
+				ids = append(ids, sdkaws.ToString(r.PhysicalResourceId))
+			}
+		}
+	}
+	return ids
+}
+
+func tagMap(tags []ecstypes.Tag) map[string]string {
+	out := map[string]string{}
+	for _, t := range tags {
+		out[sdkaws.ToString(t.Key)] = sdkaws.ToString(t.Value)
+	}
+	return out
 }
