@@ -28,6 +28,7 @@ import (
 	"github.com/vmctl/vmctl/internal/mototest"
 	"github.com/vmctl/vmctl/internal/release"
 	"github.com/vmctl/vmctl/internal/rollout"
+	"github.com/vmctl/vmctl/internal/status"
 )
 
 // motoWorld is dev's account on moto_server with its foundation applied by vmctl infra
@@ -133,9 +134,14 @@ func (w *motoWorld) factory(t *testing.T, out, errOut *bytes.Buffer) *Factory {
 // vmctl runs one command on the real stack against moto.
 func (w *motoWorld) vmctl(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return w.vmctlCtx(context.Background(), t, args...)
+}
+
+func (w *motoWorld) vmctlCtx(ctx context.Context, t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	args = append([]string{"-f", "../../compose/compose.yaml", "--env-dir", w.envDir, "--release-dir", w.releaseDir, "--progress", "plain"}, args...)
-	code := Run(context.Background(), w.factory(t, &out, &errOut), args)
+	code := Run(ctx, w.factory(t, &out, &errOut), args)
 	return code, out.String(), errOut.String()
 }
 
@@ -355,7 +361,88 @@ func TestDeployToMoto(t *testing.T) {
 			svc + "-stop":  "cron(0 20 ? * MON,TUE,WED,THU,FRI *) Asia/Tokyo 0-0",
 		}, got, "dev.yaml: up mon–fri 08:00–20:00 Asia/Tokyo")
 	}
-	_ = r2
+
+	// The same release again. moto dropped the settings above from CreateService, so the
+	// next deploy sees them differ and sends them once more (a no-op on AWS, which keeps
+	// them); moto keeps what UpdateService sets.
+	code, _, errOut = w.vmctl(t, "deploy", "--env", "dev", "--detach", "--release", "r1")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, errOut, "  backend    update  settings: capacity, deployment  (runs vmctl-dev-backend:1, registered before)\n", "moto kept no capacity strategy nor deployment configuration")
+	// Then: nothing to register, create or update; the rollout ECS still runs is left to it.
+	before := w.calls.count(motoWrites...)
+	code, out, errOut = w.vmctl(t, "deploy", "--env", "dev", "--detach", "--release", "r1", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Equal(t, before, w.calls.count(motoWrites...), "nothing written")
+	assert.Contains(t, errOut, "  openvoice  unchanged\n  voicevox   unchanged\n  backend    unchanged\n  frontend   unchanged\ndev runs release r1 already: nothing to change\n")
+	assert.Contains(t, errOut, "backend Rolling out: started before; follow it with vmctl status --env dev --wait\n")
+	assert.NotContains(t, errOut, "ECS accepted", "no deployment was started")
+	res = rollout.Result{}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.True(t, res.Unchanged)
+
+	// A second release: a new revision of every family, pinned by r2's digests.
+	code, out, errOut = w.vmctl(t, "deploy", "--env", "dev", "--detach", "--release", "r2", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, errOut, "  backend    update  r1 → r2  "+shortDigest(r1.Images["backend"].Digest)+" → "+shortDigest(r2.Images["backend"].Digest)+"  (registers a new task definition revision)\n")
+	res = rollout.Result{}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.False(t, res.Unchanged)
+	for _, s := range res.Services {
+		assert.True(t, s.Registered && s.Updated, s.Service)
+		assert.Equal(t, "arn:aws:ecs:ap-northeast-1:111111111111:task-definition/vmctl-dev-"+s.Service+":2", s.TaskDefinition)
+	}
+
+	// status reads what runs: r2 everywhere, by r2's digests.
+	code, out, errOut = w.vmctl(t, "status", "--env", "dev", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	var rep status.StatusReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	assert.Equal(t, "r2", rep.Release)
+	require.Len(t, rep.Services, 4)
+	for _, s := range rep.Services {
+		assert.Equal(t, "ACTIVE", s.State, s.Service)
+		assert.Equal(t, r2.Images[s.Service].Digest, s.Digest, s.Service)
+		assert.Equal(t, "r2", s.Release, s.Service)
+		assert.Equal(t, seedSize[s.Service].min, s.Desired, s.Service)
+	}
+
+	// rollback goes only to a release that ran here.
+	w.saveRelease(t, "r9", time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC))
+	before = w.calls.count(motoWrites...)
+	code, _, errOut = w.vmctl(t, "rollback", "--env", "dev", "--to", "r9")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, errOut, "never ran release r9 in dev (its last releases: r2, r1)")
+	assert.Equal(t, before, w.calls.count(motoWrites...), "nothing written")
+
+	// r1 ran: the rollback is accepted and reuses r1's revisions. It watches each level's
+	// rollout before the next, and moto never completes one (it runs no tasks), so only
+	// the first level goes back before the test stops watching; TestRollbackOnMoto lets
+	// moto report the tasks running.
+	ctx3, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	code, _, errOut = w.vmctlCtx(ctx3, t, "rollback", "--env", "dev", "--to", "r1")
+	assert.Equal(t, ExitCancelled, code, errOut)
+	assert.Contains(t, errOut, "  backend    update  r2 → r1  "+shortDigest(r2.Images["backend"].Digest)+" → "+shortDigest(r1.Images["backend"].Digest)+"  (runs vmctl-dev-backend:1, registered before)\n")
+	assert.Contains(t, errOut, "stopped watching; the deployment goes on in ECS: still rolling out: openvoice, voicevox; not started: backend, frontend (deploy again to finish them)")
+	assert.Equal(t, map[string]int{"ECS.UpdateService": 2}, diffCounts(before, w.calls.count(motoWrites...)), "r1's revisions reused; the first level updated")
+	running := map[string]string{}
+	svcs, err := ecsc.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String("vmctl-dev"), Services: []string{"openvoice", "voicevox", "backend", "frontend"}})
+	require.NoError(t, err)
+	for _, s := range svcs.Services {
+		running[sdkaws.ToString(s.ServiceName)] = taskDefName(sdkaws.ToString(s.TaskDefinition))
+	}
+	assert.Equal(t, map[string]string{"openvoice": "vmctl-dev-openvoice:1", "voicevox": "vmctl-dev-voicevox:1", "backend": "vmctl-dev-backend:2", "frontend": "vmctl-dev-frontend:2"}, running)
+}
+
+// diffCounts is after minus before, per operation, leaving out the zeros.
+func diffCounts(before, after map[string]int) map[string]int {
+	out := map[string]int{}
+	for op, n := range after {
+		if d := n - before[op]; d != 0 {
+			out[op] = d
+		}
+	}
+	return out
 }
 
 // strategy is a capacity provider strategy as provider/weight/base.
