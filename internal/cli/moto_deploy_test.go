@@ -479,3 +479,70 @@ func tagMap(tags []ecstypes.Tag) map[string]string {
 	}
 	return out
 }
+
+// rollback, with and without --to, through every level. moto runs no tasks; here it is
+// told (MOTO_ECS_SERVICE_RUNNING, its own switch) to report one running per service, so
+// a new service's deployment is COMPLETED at once. moto starts no new deployment on
+// UpdateService either (the service's one deployment keeps its id), so the watcher sees
+// that deployment COMPLETED at its first look: this checks where rollback puts each
+// service, not how a real rollout is followed (the awssim tests do that).
+func TestRollbackOnMoto(t *testing.T) {
+	t.Setenv("MOTO_ECS_SERVICE_RUNNING", "1") // dev's min is 1 for every service
+	w := newMotoWorld(t)
+	ctx := context.Background()
+	ecsc := awsecs.NewFromConfig(w.srv.Config(t))
+	w.saveRelease(t, "r1", time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	w.saveRelease(t, "r2", time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	running := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		svcs, err := ecsc.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String("vmctl-dev"), Services: []string{"openvoice", "voicevox", "backend", "frontend"}})
+		require.NoError(t, err)
+		for _, s := range svcs.Services {
+			out[sdkaws.ToString(s.ServiceName)] = taskDefName(sdkaws.ToString(s.TaskDefinition))
+		}
+		return out
+	}
+	revisions := func(n int) map[string]string {
+		out := map[string]string{}
+		for svc := range seedSize {
+			out[svc] = fmt.Sprintf("vmctl-dev-%s:%d", svc, n)
+		}
+		return out
+	}
+
+	// No release has run yet: nothing to go back to.
+	code, _, errOut := w.vmctl(t, "rollback", "--env", "dev")
+	assert.Equal(t, ExitError, code)
+	assert.Contains(t, errOut, "service openvoice is not deployed: name the release with vmctl rollback --env dev --to R")
+
+	for _, id := range []string{"r1", "r2"} {
+		code, _, errOut := w.vmctl(t, "deploy", "--env", "dev", "--release", id)
+		require.Equal(t, ExitOK, code, errOut)
+		assert.Contains(t, errOut, "frontend Completed: vmctl-dev-frontend:", "watched to the end")
+	}
+	require.Equal(t, revisions(2), running())
+
+	// Without --to: the release before the running one, as ECS recorded it.
+	before := w.calls.count(motoWrites...)
+	code, out, errOut := w.vmctl(t, "rollback", "--env", "dev", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, errOut, "roll dev back from release r2 to r1 (account 111111111111 as ")
+	assert.Contains(t, errOut, "  backend → vmctl-dev-backend:1\n")
+	var res rollout.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.Equal(t, "r1", res.Release)
+	assert.Equal(t, revisions(1), running())
+	assert.Equal(t, map[string]int{"ECS.UpdateService": 4}, diffCounts(before, w.calls.count(motoWrites...)), "only the task definitions change")
+
+	// --to the release that ran last: r2's revisions again, none registered.
+	code, _, errOut = w.vmctl(t, "rollback", "--env", "dev", "--to", "r2")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Equal(t, revisions(2), running())
+	code, out, errOut = w.vmctl(t, "status", "--env", "dev", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	var rep status.StatusReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	assert.Equal(t, "r2", rep.Release)
+	assert.Equal(t, 0, diffCounts(before, w.calls.count(motoWrites...))["ECS.RegisterTaskDefinition"], "every revision was registered by the deploys")
+}
