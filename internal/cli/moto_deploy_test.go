@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,8 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	aas "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling"
 	aastypes "github.com/aws/aws-sdk-go-v2/service/applicationautoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	awsecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -23,6 +28,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vmctl/vmctl/internal/dockertest"
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/infra"
 	"github.com/vmctl/vmctl/internal/mototest"
@@ -95,23 +101,37 @@ func (l *callLog) count(ops ...string) map[string]int {
 var motoWrites = []string{"ECS.RegisterTaskDefinition", "ECS.CreateService", "ECS.UpdateService",
 	"Application Auto Scaling.RegisterScalableTarget", "Application Auto Scaling.PutScalingPolicy", "Application Auto Scaling.PutScheduledAction"}
 
-// ownCache names dev's Redis endpoint in its file (bring your own): moto's CloudFormation
-// creates no ElastiCache replication group, so the stack could not supply it.
-func ownCache(dev string) string {
+// ownCache names the environment's Redis endpoint in its file (bring your own): moto's
+// CloudFormation creates no ElastiCache replication group, so the stack could not supply it.
+func ownCache(file string) string {
 	const at = "    redis: # ElastiCache Redis, encrypted at rest and in transit\n"
-	if !strings.Contains(dev, at) {
-		panic("dev.yaml has no redis store to edit")
+	if !strings.Contains(file, at) {
+		panic("the environment file has no redis store to edit")
 	}
-	return strings.Replace(dev, at, at+"      endpoint: redis.dev.internal:6379\n", 1)
+	return strings.Replace(file, at, at+"      endpoint: redis.internal.example:6379\n", 1)
 }
 
+// newMotoWorld is dev's account with its foundation.
 func newMotoWorld(t *testing.T) *motoWorld {
 	t.Helper()
+	return newMotoWorldFor(t, "dev", "111111111111")
+}
+
+// newMotoWorldFor is the account of env, one of the shipped AWS environments, with its
+// foundation applied (approved, for a protected one). Every file names its own Redis.
+func newMotoWorldFor(t *testing.T, env, account string) *motoWorld {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"dev", "staging", "prod"} {
+		b, err := os.ReadFile(filepath.Join(dockertest.RepoRoot(), "environments", name+".yaml"))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(ownCache(string(b))), 0o644))
+	}
 	w := &motoWorld{
-		srv: mototest.Start(t, "111111111111"), envDir: infraEnvDir(t, t.TempDir(), ownCache), releaseDir: t.TempDir(),
+		srv: mototest.Start(t, account), envDir: dir, releaseDir: t.TempDir(),
 		adapter: &motoAdapter{}, calls: &callLog{inputs: map[string][]any{}},
 	}
-	code, out, errOut := w.vmctl(t, "infra", "apply", "--env", "dev", "--yes", "-o", "json")
+	code, out, errOut := w.vmctl(t, "infra", "apply", "--env", env, "--yes", "--approve-prod", "-o", "json")
 	require.Equal(t, ExitOK, code, errOut)
 	var res applyResult
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
@@ -242,7 +262,7 @@ func TestDeployToMoto(t *testing.T) {
 	private := strings.Split(w.outputs[infra.OutPrivateSubnets], ",")
 	require.Len(t, private, 2, "dev.yaml's two private subnets")
 	elb := elbv2.NewFromConfig(cfg)
-	roles := stackResources(t, cfg, "AWS::IAM::Role")
+	roles := stackResources(t, cfg, "vmctl-dev", "AWS::IAM::Role")
 	for svc, want := range seedSize {
 		// The task definition: pinned by the release's digest, the seed's size, the roles
 		// the foundation made.
@@ -454,12 +474,12 @@ func strategy(items []ecstypes.CapacityProviderStrategyItem) []string {
 	return out
 }
 
-// stackResources are the physical ids of the foundation's resources of type typ, as moto's
+// stackResources are the physical ids of the stack's resources of type typ, as moto's
 // CloudFormation recorded them.
-func stackResources(t *testing.T, cfg sdkaws.Config, typ string) []string {
+func stackResources(t *testing.T, cfg sdkaws.Config, stack, typ string) []string {
 	t.Helper()
 	var ids []string
-	p := cloudformation.NewListStackResourcesPaginator(cloudformation.NewFromConfig(cfg), &cloudformation.ListStackResourcesInput{StackName: sdkaws.String("vmctl-dev")})
+	p := cloudformation.NewListStackResourcesPaginator(cloudformation.NewFromConfig(cfg), &cloudformation.ListStackResourcesInput{StackName: sdkaws.String(stack)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		require.NoError(t, err)
@@ -545,4 +565,95 @@ func TestRollbackOnMoto(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	assert.Equal(t, "r2", rep.Release)
 	assert.Equal(t, 0, diffCounts(before, w.calls.count(motoWrites...))["ECS.RegisterTaskDefinition"], "every revision was registered by the deploys")
+}
+
+// pushRelease puts release id's four images into moto's ECR the way a push leaves them
+// (a repository per image, scanned) and saves the release with the digests ECR gave them.
+// moto's scan finds one HIGH finding, nothing CRITICAL, so the scan gate of a protected
+// environment lets them through.
+func (w *motoWorld) pushRelease(t *testing.T, id string, created time.Time) *release.Release {
+	t.Helper()
+	ctx := context.Background()
+	api := ecr.NewFromConfig(w.srv.Config(t))
+	rel := release.Release{ID: id, Revision: "0123456789abcdef0123456789abcdef01234567", Created: created, Images: map[string]release.Image{}}
+	for _, svc := range []string{"frontend", "backend", "voicevox", "openvoice"} {
+		repo := "vmapp/" + svc
+		_, err := api.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: sdkaws.String(repo), ImageScanningConfiguration: &ecrtypes.ImageScanningConfiguration{ScanOnPush: true}})
+		var exists *ecrtypes.RepositoryAlreadyExistsException
+		if !errors.As(err, &exists) {
+			require.NoError(t, err)
+		}
+		manifest, err := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+			"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(id+"/"+svc)))},
+			"layers": []any{},
+		})
+		require.NoError(t, err)
+		put, err := api.PutImage(ctx, &ecr.PutImageInput{RepositoryName: sdkaws.String(repo), ImageManifest: sdkaws.String(string(manifest)), ImageTag: sdkaws.String(id)})
+		require.NoError(t, err)
+		_, err = api.StartImageScan(ctx, &ecr.StartImageScanInput{RepositoryName: sdkaws.String(repo), ImageId: put.Image.ImageId})
+		require.NoError(t, err)
+		rel.Images[svc] = release.Image{Digest: sdkaws.ToString(put.Image.ImageId.ImageDigest)}
+	}
+	require.NoError(t, release.Store{Dir: w.releaseDir}.Save(rel))
+	return &rel
+}
+
+// prod deploys blue/green: deploy --detach into prod on moto resolves, from what the
+// foundation created, the alternate target group and the production listener rule that
+// ECS moves between them.
+func TestBlueGreenDeployToMoto(t *testing.T) {
+	w := newMotoWorldFor(t, "prod", "333333333333")
+	w.pushRelease(t, "r1", time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	code, out, errOut := w.vmctl(t, "deploy", "--env", "prod", "--detach", "--release", "r1", "--yes", "--approve-prod", "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, errOut, "deploy release r1 to prod (account 333333333333 as arn:aws:sts::333333333333:user/moto, blue-green):\n")
+	var res rollout.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Len(t, res.Services, 4)
+
+	ctx := context.Background()
+	cfg := w.srv.Config(t)
+	ecsc, elb := awsecs.NewFromConfig(cfg), elbv2.NewFromConfig(cfg)
+	roles := stackResources(t, cfg, "vmctl-prod", "AWS::IAM::Role")
+	tgName := func(arn string) string {
+		t.Helper()
+		out, err := elb.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: []string{arn}})
+		require.NoError(t, err)
+		require.Equal(t, []string{w.outputs[infra.OutLoadBalancer]}, out.TargetGroups[0].LoadBalancerArns, "on the stack's load balancer")
+		return sdkaws.ToString(out.TargetGroups[0].TargetGroupName)
+	}
+	for _, svc := range []string{"frontend", "backend"} {
+		svcs, err := ecsc.DescribeServices(ctx, &awsecs.DescribeServicesInput{Cluster: sdkaws.String("vmctl-prod"), Services: []string{svc}})
+		require.NoError(t, err)
+		require.Len(t, svcs.Services[0].LoadBalancers, 1, svc)
+		lb := svcs.Services[0].LoadBalancers[0]
+		assert.Equal(t, "vmctl-prod-"+svc, tgName(sdkaws.ToString(lb.TargetGroupArn)))
+		ac := lb.AdvancedConfiguration
+		require.NotNil(t, ac, "%s: blue/green names the alternate group and the production rule", svc)
+		assert.Equal(t, "vmctl-prod-"+svc+"-alt", tgName(sdkaws.ToString(ac.AlternateTargetGroupArn)))
+		name, ok := strings.CutPrefix(sdkaws.ToString(ac.RoleArn), "arn:aws:iam::333333333333:role/")
+		require.True(t, ok, sdkaws.ToString(ac.RoleArn))
+		assert.Contains(t, roles, name, "the foundation made the role that lets ECS shift the listener")
+
+		// The production rule is the one on the stack's listener that sends this
+		// service's traffic to its group (weight 100) and none to the alternate (0).
+		rules, err := elb.DescribeRules(ctx, &elbv2.DescribeRulesInput{RuleArns: []string{sdkaws.ToString(ac.ProductionListenerRule)}})
+		require.NoError(t, err)
+		require.Len(t, rules.Rules, 1)
+		rule := rules.Rules[0]
+		assert.False(t, sdkaws.ToBool(rule.IsDefault), svc)
+		assert.True(t, strings.HasPrefix(sdkaws.ToString(rule.RuleArn), strings.Replace(w.outputs[infra.OutListener], ":listener/", ":listener-rule/", 1)+"/"), "%s: a rule of the stack's listener", svc)
+		require.Len(t, rule.Actions, 1, svc)
+		weights := map[string]int32{}
+		for _, tg := range rule.Actions[0].ForwardConfig.TargetGroups {
+			weights[tgName(sdkaws.ToString(tg.TargetGroupArn))] = sdkaws.ToInt32(tg.Weight)
+		}
+		assert.Equal(t, map[string]int32{"vmctl-prod-" + svc: 100, "vmctl-prod-" + svc + "-alt": 0}, weights)
+
+		// moto keeps no deployment configuration (see TestDeployToMoto): what was sent.
+		dc := w.calls.created(svc).DeploymentConfiguration
+		assert.Equal(t, ecstypes.DeploymentStrategyBlueGreen, dc.Strategy, "prod.yaml: strategy blue-green")
+		assert.Equal(t, int32(10), sdkaws.ToInt32(dc.BakeTimeInMinutes), "issue 11: a 10-minute bake")
+	}
 }
