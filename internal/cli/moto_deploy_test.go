@@ -559,11 +559,13 @@ func TestRollbackOnMoto(t *testing.T) {
 	code, _, errOut = w.vmctl(t, "rollback", "--env", "dev", "--to", "r2")
 	require.Equal(t, ExitOK, code, errOut)
 	assert.Equal(t, revisions(2), running())
-	code, out, errOut = w.vmctl(t, "status", "--env", "dev", "-o", "json")
+	// status --wait follows what runs with the deploy's watcher; here moto has it done.
+	code, out, errOut = w.vmctl(t, "status", "--env", "dev", "--wait")
 	require.Equal(t, ExitOK, code, errOut)
-	var rep status.StatusReport
-	require.NoError(t, json.Unmarshal([]byte(out), &rep))
-	assert.Equal(t, "r2", rep.Release)
+	// Its "Settled" lines name moto's deployment's revision, :1: moto's UpdateService
+	// starts no deployment, so the one from CreateService stays, with its task definition.
+	assert.Contains(t, errOut, "dev: cluster vmctl-dev, release r2\n")
+	assert.Regexp(t, `(?m)^backend\tACTIVE\t1\t1\t0\tCOMPLETED\tr2\tsha256:[0-9a-f]{12}\t`, out)
 	assert.Equal(t, 0, diffCounts(before, w.calls.count(motoWrites...))["ECS.RegisterTaskDefinition"], "every revision was registered by the deploys")
 }
 
