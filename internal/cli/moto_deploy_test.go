@@ -253,6 +253,9 @@ func TestDeployToMoto(t *testing.T) {
 		assert.True(t, s.Created && s.Registered, s.Service)
 		assert.Equal(t, rollout.RolloutStarted, s.Rollout, s.Service)
 	}
+	assert.Equal(t, map[string]int{"ECS.RegisterTaskDefinition": 4, "ECS.CreateService": 4, "ECS.UpdateService": 0,
+		"Application Auto Scaling.RegisterScalableTarget": 4, "Application Auto Scaling.PutScalingPolicy": 4,
+		"Application Auto Scaling.PutScheduledAction": 8}, w.calls.count(motoWrites...), "four services, each with dev's start and stop")
 
 	// moto's CloudFormation creates neither the GPU capacity provider (with its cluster
 	// association) nor the Cloud Map namespace; what services name must be what the
