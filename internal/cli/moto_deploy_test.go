@@ -37,9 +37,9 @@ import (
 	"github.com/vmctl/vmctl/internal/status"
 )
 
-// motoWorld is dev's account on moto_server with its foundation applied by vmctl infra
-// apply (the real rendered template, cut to what moto creates) and releases saved in a
-// release directory of the test's own.
+// motoWorld is one AWS environment's account on moto_server, its foundation applied by
+// vmctl infra apply (the real rendered template, cut to what moto creates), and releases
+// saved in a release directory of the test's own.
 type motoWorld struct {
 	srv        *mototest.Server
 	envDir     string
@@ -49,8 +49,8 @@ type motoWorld struct {
 	outputs    map[string]string
 }
 
-// callLog records every AWS operation vmctl calls and the inputs of the ones whose
-// fields moto does not keep, so a test can check what was sent as well as what was kept.
+// callLog records every AWS operation vmctl calls, with its input, so a test can check
+// what was sent where moto keeps less than AWS does.
 type callLog struct {
 	mu     sync.Mutex
 	ops    []string // "ECS.CreateService"
@@ -386,8 +386,10 @@ func TestDeployToMoto(t *testing.T) {
 	}
 
 	// The same release again. moto dropped the settings above from CreateService, so the
-	// next deploy sees them differ and sends them once more (a no-op on AWS, which keeps
-	// them); moto keeps what UpdateService sets.
+	// next deploy sees them differ and sends them once more; AWS returns them with the
+	// service (capacityProviderStrategy, deploymentConfiguration: the Service data type,
+	// https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Service.html), so
+	// there this deploy would write nothing. moto keeps what UpdateService sets.
 	code, _, errOut = w.vmctl(t, "deploy", "--env", "dev", "--detach", "--release", "r1")
 	require.Equal(t, ExitOK, code, errOut)
 	assert.Contains(t, errOut, "  backend    update  settings: capacity, deployment  (runs vmctl-dev-backend:1, registered before)\n", "moto kept no capacity strategy nor deployment configuration")
