@@ -110,7 +110,8 @@ type Result struct {
 	Environment string          `json:"environment"`
 	Release     string          `json:"release,omitempty"`
 	Services    []ServiceResult `json:"services"`
-	// Unchanged: the environment already ran the plan; nothing was written.
+	// Unchanged: the environment already ran the plan; nothing was written. Detached, a
+	// rollout of the plan an earlier deploy started may still be in progress.
 	Unchanged bool `json:"unchanged"`
 	// Detached: the rollouts were started and not watched; RolloutStarted marks them.
 	Detached bool `json:"detached,omitempty"`
@@ -122,6 +123,7 @@ type ServiceResult struct {
 	TaskDefinition string `json:"taskDefinition"` // the revision deployed (ARN)
 	Registered     bool   `json:"registered"`     // a new revision was registered for it
 	Created        bool   `json:"created,omitempty"`
+	Updated        bool   `json:"updated,omitempty"`        // its service was updated (task definition or settings)
 	ScalingUpdated bool   `json:"scalingUpdated,omitempty"` // its scalable target, policy or schedule was written
 	Rollout        string `json:"rollout"`                  // COMPLETED, FAILED or UNCHANGED; empty if watching stopped first
 	Reason         string `json:"reason,omitempty"`
@@ -252,10 +254,17 @@ func (d *deployer) run(ctx context.Context, pinned map[string]string) (*Result, 
 			return res, fmt.Errorf("%s: %w", d.what, err)
 		}
 		if d.detach {
+			follow := "follow it with vmctl status --env " + p.Environment + " --wait"
 			for _, r := range rollouts {
-				if r.phase != phaseDone {
+				switch {
+				case r.phase == phaseDone:
+				case r.res.Created || r.res.Updated:
 					r.res.Rollout = RolloutStarted
-					d.report(r, progress.Done, "Started", "ECS accepted the deployment; follow it with vmctl status --env "+p.Environment+" --wait")
+					d.report(r, progress.Done, "Started", "ECS accepted the deployment; "+follow)
+				default:
+					// Nothing written: the rollout is one an earlier deploy started.
+					r.res.Rollout = RolloutStarted
+					d.report(r, progress.Done, "Rolling out", "started before; "+follow)
 				}
 			}
 			continue
@@ -292,7 +301,10 @@ func (d *deployer) run(ctx context.Context, pinned map[string]string) (*Result, 
 	}
 	res.Unchanged = true
 	for _, s := range all {
-		res.Unchanged = res.Unchanged && s.Rollout == RolloutUnchanged && !s.Registered && !s.ScalingUpdated
+		// Detached, a rollout an earlier deploy started is not waited for, so a deploy
+		// that wrote nothing changed nothing.
+		settled := s.Rollout == RolloutUnchanged || d.detach
+		res.Unchanged = res.Unchanged && settled && !s.Registered && !s.Created && !s.Updated && !s.ScalingUpdated
 	}
 	return res, nil
 }
@@ -516,6 +528,7 @@ func (d *deployer) apply(ctx context.Context, st *serviceState, r *rollout) (*ro
 			return nil, fmt.Errorf("update service %s: %w", name, err)
 		}
 		svc = out.Service
+		r.res.Updated = true
 	default:
 		// Nothing to write; a rollout still in progress (a deploy stopped with Ctrl-C) is
 		// followed to its end.
