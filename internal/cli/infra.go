@@ -308,15 +308,20 @@ func runInfraApply(ctx context.Context, f *Factory, g *globalOptions, o *infraOp
 	if err != nil {
 		return err
 	}
+	// The flag is checked against the file before any credentials are used.
+	var shifted []string
+	if file, err := environment.LoadNamed(g.envDir, o.env); err == nil {
+		shifted = infra.ShiftedRules(file)
+	}
+	for _, id := range o.allowReplace {
+		if !infra.IsStateful(id) && !slices.Contains(shifted, id) {
+			allowed := strings.Join(append(slices.Clone(infra.Stateful), shifted...), ", ")
+			return usageError{fmt.Errorf("--allow-replace %s: not a stateful resource or a blue/green production rule: name one of %s", id, allowed)}
+		}
+	}
 	env, id, cfg, err := awsTarget(ctx, f, g, o.env)
 	if err != nil {
 		return err
-	}
-	shifted := infra.ShiftedRules(env)
-	for _, id := range o.allowReplace {
-		if !infra.IsStateful(id) && !slices.Contains(shifted, id) {
-			return usageError{fmt.Errorf("--allow-replace %s: not a stateful resource or a blue/green production rule: name one of %s", id, strings.Join(append(slices.Clone(infra.Stateful), shifted...), ", "))}
-		}
 	}
 	_, body, err := renderEnv(ctx, f, g, env)
 	if err != nil {

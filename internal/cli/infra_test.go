@@ -480,7 +480,7 @@ func TestInfraBadInput(t *testing.T) {
 		{"local environment", []string{"infra", "plan", "--env", "local"}, ExitUsage, "vmctl: environment local is local, not an AWS environment: it has no foundation stack"},
 		{"protected destroy", []string{"infra", "destroy", "--env", "prod", "--yes"}, ExitError, "vmctl: destroy vmctl-prod: refused: prod is protected, and vmctl never destroys a protected environment's foundation; nothing was changed"},
 		{"protected staging destroy", []string{"infra", "destroy", "--env", "staging", "--yes"}, ExitError, "vmctl: destroy vmctl-staging: refused: staging is protected"},
-		{"not stateful", []string{"infra", "apply", "--env", "dev", "--allow-replace", "Vpc"}, ExitUsage, "vmctl: --allow-replace Vpc: not a stateful resource: name one of Database, FileSystem, VideoBucket, DataKey"},
+		{"not stateful", []string{"infra", "apply", "--env", "dev", "--allow-replace", "Vpc"}, ExitUsage, "vmctl: --allow-replace Vpc: not a stateful resource or a blue/green production rule: name one of Database, FileSystem, VideoBucket, DataKey"},
 		{"status of nothing", []string{"infra", "status"}, ExitUsage, "vmctl: name one environment with --env, or all with --all"},
 		{"status of both", []string{"infra", "status", "--env", "dev", "--all"}, ExitUsage, "vmctl: name one environment with --env, or all with --all"},
 	}
