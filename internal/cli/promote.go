@@ -33,6 +33,7 @@ type promoteOptions struct {
 	// the base of each side's verify options.
 	awsConfig            map[string]func(ctx context.Context, env *environment.Environment) (sdkaws.Config, error)
 	verifyFrom, verifyTo verify.Options
+	noProbe              bool // --no-probe: both sides' verify skips the CUDA probe task
 	poll                 time.Duration
 }
 
@@ -71,6 +72,7 @@ in B (deployed, not verified), 1 anything else.`,
 	fl.StringVar(&o.fromProfile, "from-profile", "", "AWS profile for A (default: the ambient credentials)")
 	fl.StringVar(&o.toProfile, "to-profile", "", "AWS profile for B (default: the ambient credentials)")
 	fl.StringVarP(&o.output, "output", "o", "table", "table or json")
+	fl.BoolVar(&o.noProbe, "no-probe", false, "verify both sides without OpenVoice's CUDA probe task (the tables say it was skipped)")
 	return cmd
 }
 
@@ -90,6 +92,9 @@ func (o *promoteOptions) sideFactory(f *Factory, env, profile string) *Factory {
 }
 
 func runPromote(ctx context.Context, f *Factory, g *globalOptions, o *promoteOptions, from, to string) error {
+	if o.noProbe {
+		o.verifyFrom.NoProbe, o.verifyTo.NoProbe = true, true
+	}
 	format, err := parseOutput(o.output)
 	if err != nil {
 		return err
