@@ -38,9 +38,11 @@ type compute struct {
 	namespaces map[string]string            // Cloud Map namespaces: name → ARN
 	tgSecond   time.Duration                // a second of a stack's target group timings
 
-	breaker      int           // circuit breaker threshold; 0: ECS's own rule
-	healthSecond time.Duration // how long a task definition's health-check second lasts
-	stopTimeout  time.Duration // longest wait for a container to stop before it is killed
+	breaker      int               // circuit breaker threshold; 0: ECS's own rule
+	healthSecond time.Duration     // how long a task definition's health-check second lasts
+	bakeMinute   time.Duration     // how long a minute of blue/green bake time lasts
+	alarms       map[string]string // CloudWatch alarm states that deployments watch (SetAlarmState)
+	stopTimeout  time.Duration     // longest wait for a container to stop before it is killed
 
 	ctx    context.Context // cancelled on Close: ends the reconciler, probes and Docker work
 	cancel context.CancelFunc
@@ -78,6 +80,7 @@ func (s *Sim) startCompute() {
 		providers:    map[string]*capacityProvider{},
 		namespaces:   map[string]string{},
 		healthSecond: defaultHealthSecond,
+		bakeMinute:   defaultBakeMinute,
 		stopTimeout:  defaultStopTimeout,
 		ctx:          ctx,
 		cancel:       cancel,
@@ -233,6 +236,8 @@ func (s *Sim) ecs(r *http.Request, op string, body []byte) (any, error) {
 		"DeleteService":              s.deleteService,
 		"DescribeServices":           s.describeServices,
 		"ListServices":               s.listServices,
+		"ListServiceDeployments":     s.listServiceDeployments,
+		"DescribeServiceDeployments": s.describeServiceDeployments,
 		"ListTasks":                  s.listTasks,
 		"DescribeTasks":              s.describeTasks,
 		"RunTask":                    s.runTask,

@@ -38,6 +38,7 @@ type ecsService struct {
 	deployments []*ecsDeployment // the PRIMARY first
 	events      []serviceEvent   // newest first
 	lastGood    *ecsDeployment   // the last COMPLETED deployment, for rollback
+	history     []*ecsDeployment // every deployment, newest first: the service deployments
 	tags        []ecsTag
 
 	// echoed as sent
@@ -83,6 +84,17 @@ type ecsDeployment struct {
 	launchType string
 	strategy   json.RawMessage
 	holdUntil  time.Time // after a failed task, the scheduler waits before the next launch
+	finished   time.Time // when it completed or failed
+
+	// blue/green (ecs_bluegreen.go)
+	groups     []string       // per load balancer, the target group its tasks register in
+	bg         bool           // it replaces a running blue set by the lifecycle stages
+	stage      string         // its lifecycle stage
+	bakeUntil  time.Time      // the end of BAKE_TIME
+	shifted    bool           // production traffic was moved to its groups
+	rolledBack time.Time      // when a failure sent traffic back
+	rollbackTo *ecsDeployment // the blue deployment that took over
+	triggered  []string       // deployment alarms found in ALARM
 }
 
 type serviceEvent struct {
@@ -125,6 +137,10 @@ func (svc *ecsService) deploy(reason string) *ecsDeployment {
 		old.status, old.updated = "ACTIVE", now
 	}
 	svc.deployments = append([]*ecsDeployment{d}, svc.deployments...)
+	svc.history = append([]*ecsDeployment{d}, svc.history...)
+	if len(svc.history) > maxServiceEvents {
+		svc.history = svc.history[:maxServiceEvents]
+	}
 	return d
 }
 
@@ -326,6 +342,9 @@ func (f *compute) checkLoadBalancers(lbs []ecsLoadBalancer, d *taskDef) error {
 		}
 		if !found {
 			return ecsInvalid("The container %s does not exist in the task definition.", lb.ContainerName)
+		}
+		if err := f.checkAdvanced(lb); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -742,8 +761,8 @@ func (f *compute) healthy(svc *ecsService, t *ecsTask) bool {
 			return false
 		}
 	}
-	for _, lb := range svc.lbs {
-		if f.targetState(lb.TargetGroupArn, t) != "healthy" {
+	for i := range svc.lbs {
+		if f.targetState(svc.groupOf(t.deployment, i), t) != "healthy" {
 			return false
 		}
 	}
@@ -758,6 +777,9 @@ func (s *Sim) scheduleService(svc *ecsService) {
 	if svc.status == "INACTIVE" {
 		return
 	}
+	if p := svc.primary(); p.groups == nil && svc.status == "ACTIVE" {
+		f.assignGroups(svc, p)
+	}
 	// Tasks that failed count against their deployment; failing ones are replaced.
 	var replaced []string
 	for _, t := range svc.cluster.tasks {
@@ -770,9 +792,9 @@ func (s *Sim) scheduleService(svc *ecsService) {
 				f.beginStop(t, "ServiceSchedulerInitiated", "Task failed container health checks")
 				replaced = append(replaced, t.id)
 			} else {
-				for _, lb := range svc.lbs {
-					if f.targetState(lb.TargetGroupArn, t) == "unhealthy" {
-						tg := f.targetGroupByARN(lb.TargetGroupArn)
+				for i, lb := range svc.lbs {
+					if group := svc.groupOf(t.deployment, i); f.targetState(group, t) == "unhealthy" {
+						tg := f.targetGroupByARN(group)
 						svc.event("(task %s) (port %d) is unhealthy in (target-group %s) due to (reason %s).", t.id, t.hostPort(lb.ContainerName, lb.ContainerPort), tg.arn(svc.home), tg.targetReason(t))
 						f.beginStop(t, "ServiceSchedulerInitiated", "Task failed ELB health checks in (target-group "+tg.arn(svc.home)+")")
 						replaced = append(replaced, t.id)
@@ -801,9 +823,13 @@ func (s *Sim) scheduleService(svc *ecsService) {
 		return
 	}
 	p := svc.primary()
+	if p.bg {
+		s.scheduleBlueGreen(svc, p)
+		return
+	}
 	cb := svc.config.DeploymentCircuitBreaker
 	if cb != nil && cb.Enable && p.rollout == "IN_PROGRESS" && p.failed >= f.threshold(svc, p) {
-		p.rollout, p.updated = "FAILED", now
+		p.rollout, p.updated, p.finished = "FAILED", now, now
 		p.reason = "ECS deployment circuit breaker: tasks failed to start."
 		svc.event("(deployment %s) deployment failed: tasks failed to start.", p.id)
 		if cb.Rollback && svc.lastGood != nil && svc.lastGood.def != p.def {
@@ -851,7 +877,7 @@ func (s *Sim) scheduleService(svc *ecsService) {
 	svc.stopped(ids)
 	svc.deployments = append([]*ecsDeployment{p}, keep...)
 	if len(keep) == 0 && p.rollout == "IN_PROGRESS" {
-		p.rollout, p.updated = "COMPLETED", now
+		p.rollout, p.updated, p.finished = "COMPLETED", now, now
 		p.reason = "ECS deployment " + p.id + " completed."
 		svc.lastGood = p
 		svc.event("(deployment %s) deployment completed.", p.id)

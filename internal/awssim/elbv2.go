@@ -292,8 +292,8 @@ func (t *ecsTask) registered() bool { return len(t.targets) > 0 }
 // registerTask registers a running service task's published ports in the
 // service's target groups; the caller holds the lock.
 func (f *compute) registerTask(svc *ecsService, t *ecsTask) {
-	for _, lb := range svc.lbs {
-		tg := f.targetGroupByARN(lb.TargetGroupArn)
+	for i, lb := range svc.lbs {
+		tg := f.targetGroupByARN(svc.groupOf(t.deployment, i))
 		port := t.hostPort(lb.ContainerName, lb.ContainerPort)
 		if tg == nil || port == 0 {
 			continue
