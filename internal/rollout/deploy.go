@@ -356,6 +356,8 @@ type RolloutError struct {
 	RolledBackTo string // task definition ARN, when the circuit breaker rolled back
 	Release      string // the release RolledBackTo carries, when known
 	RollbackDone bool   // the rollback completed
+	BlueGreen    bool   // a blue/green deployment: the previous release kept running
+	Shifted      bool   // blue/green: production traffic had moved to the failed release
 }
 
 func (e *RolloutError) Error() string {
@@ -365,9 +367,14 @@ func (e *RolloutError) Error() string {
 		if e.Release != "" {
 			to += " (release " + e.Release + ")"
 		}
-		if e.RollbackDone {
+		switch {
+		case e.BlueGreen && e.RollbackDone && e.Shifted:
+			s += "; ECS shifted production traffic back to " + to + ", which kept running throughout"
+		case e.BlueGreen && e.RollbackDone:
+			s += "; ECS rolled it back before any production traffic reached it: prod kept serving " + to
+		case e.RollbackDone:
 			s += "; the circuit breaker rolled it back to " + to
-		} else {
+		default:
 			s += "; the circuit breaker is rolling it back to " + to
 		}
 	}

@@ -43,10 +43,16 @@ type rollout struct {
 	rollbackDone    bool
 	waited          int    // polls waited for the rollback to start
 	last            string // the last progress line, so only changes are reported
+
+	// blue/green: the service deployment followed for its lifecycle stage (bluegreen.go)
+	blueGreen         bool
+	serviceDeployment string
+	shifted           bool      // production traffic was seen on the new set
+	bakeSeen          time.Time // when the bake was first seen
 }
 
 func (r *rollout) failure(env string) error {
-	return &RolloutError{Environment: env, Service: r.res.Service, Reason: r.res.Reason, RolledBackTo: r.res.RolledBackTo, Release: r.rollbackRelease, RollbackDone: r.rollbackDone}
+	return &RolloutError{Environment: env, Service: r.res.Service, Reason: r.res.Reason, RolledBackTo: r.res.RolledBackTo, Release: r.rollbackRelease, RollbackDone: r.rollbackDone, BlueGreen: r.blueGreen, Shifted: r.shifted}
 }
 
 type serviceEvent struct {
@@ -185,6 +191,7 @@ func (d *deployer) observe(ctx context.Context, r *rollout, svc *ecstypes.Servic
 			d.report(r, progress.Done, "Completed", fmt.Sprintf("%s, %d/%d running", familyRevision(r.taskDef), dep.RunningCount, dep.DesiredCount))
 		case ecstypes.DeploymentRolloutStateFailed:
 			r.res.Rollout, r.res.Reason = RolloutFailed, sdkaws.ToString(dep.RolloutStateReason)
+			r.blueGreen = r.blueGreen || isBlueGreen(svc)
 			d.report(r, progress.Error, "Failed", r.res.Reason)
 			cb := svc.DeploymentConfiguration
 			switch {
@@ -196,6 +203,9 @@ func (d *deployer) observe(ctx context.Context, r *rollout, svc *ecstypes.Servic
 				r.waited++
 			}
 		default:
+			if isBlueGreen(svc) && d.blueGreenProgress(ctx, r, svc, dep) {
+				return
+			}
 			detail := fmt.Sprintf("%s, %d/%d running", familyRevision(r.taskDef), dep.RunningCount, dep.DesiredCount)
 			if dep.PendingCount > 0 {
 				detail += fmt.Sprintf(", %d pending", dep.PendingCount)
@@ -212,7 +222,7 @@ func (d *deployer) observe(ctx context.Context, r *rollout, svc *ecstypes.Servic
 			r.phase = phaseDone
 		case dep.RolloutState == ecstypes.DeploymentRolloutStateCompleted:
 			r.rollbackDone, r.phase = true, phaseDone
-			d.report(r, progress.Error, "Rolled back", "to "+familyRevision(r.res.RolledBackTo)+releaseNote(r.rollbackRelease)+": "+r.res.Reason)
+			d.report(r, progress.Error, "Rolled back", "to "+familyRevision(r.res.RolledBackTo)+releaseNote(r.rollbackRelease)+": "+r.res.Reason+prodNote(r))
 		case dep.RolloutState == ecstypes.DeploymentRolloutStateFailed:
 			r.phase = phaseDone
 			d.report(r, progress.Error, "Rollback failed", sdkaws.ToString(dep.RolloutStateReason))
