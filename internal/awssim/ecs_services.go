@@ -16,7 +16,9 @@ import (
 // and target groups), then the older deployments' tasks drain and stop and
 // it is COMPLETED. With the circuit breaker, a deployment whose tasks keep
 // failing is FAILED after a threshold and, with rollback, a new deployment
-// of the last completed task definition replaces it.
+// of the last completed task definition replaces it. A BLUE_GREEN service's
+// deployments that replace running tasks go through ECS's blue/green
+// lifecycle stages instead (ecs_bluegreen.go).
 
 type ecsService struct {
 	name      string

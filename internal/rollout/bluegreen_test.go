@@ -52,8 +52,9 @@ func derivedImage(t testing.TB, api *client.Client, tag, env string) string {
 // which each test release sets differently (OPENVOICE_DEVICE, unused by the frontend).
 type prodClient struct {
 	mu       sync.Mutex
-	answers  []string // the device of each answer, in order
-	failures []string // what went wrong, per failed request
+	answers  []string    // the device of each answer, in order
+	at       []time.Time // when each answer came
+	failures []string    // what went wrong, per failed request
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -96,6 +97,19 @@ func (c *prodClient) record(device, failure string) {
 		return
 	}
 	c.answers = append(c.answers, device)
+	c.at = append(c.at, time.Now())
+}
+
+// firstAfter is when the first answer from device came after t; zero for none.
+func (c *prodClient) firstAfter(device string, t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, a := range c.answers {
+		if a == device && c.at[i].After(t) {
+			return c.at[i]
+		}
+	}
+	return time.Time{}
 }
 
 func (c *prodClient) halt() {
@@ -130,7 +144,8 @@ func runs(answers []string) []string {
 // takes production traffic only once its tasks are healthy, in one clean shift, with no
 // request failing; a release whose health path fails never gets production traffic and is
 // rolled back; a release whose deployment alarm fires during the bake has its traffic
-// shifted back and the deploy fails naming the alarm.
+// shifted back and the deploy fails naming the alarm; the next good release goes to the
+// other group, production with it.
 func TestBlueGreenProdDeploys(t *testing.T) {
 	t.Parallel()
 	h := newRolloutHarness(t, "prod")
@@ -254,10 +269,27 @@ func TestBlueGreenProdDeploys(t *testing.T) {
 	assert.Empty(t, failures, "every request answered")
 	assert.Equal(t, []string{"green", "alarmed", "green"}, runs(answers), "r4 during the bake, then r2 again")
 	require.False(t, fired.IsZero())
+	back := c.firstAfter("green", fired)
+	require.False(t, back.IsZero())
+	// ECS acts on an alarm at its next evaluation, a matter of seconds; so must the simulator.
+	assert.Less(t, back.Sub(fired), 2*time.Second, "traffic back on r2 soon after the alarm fired")
 	assert.Contains(t, texts(evs), "Rolled back")
 	rel, _ = digest()
 	assert.Equal(t, "r2", rel)
-	_ = rel3
+
+	// The groups swap roles on every deploy: r2 serves from the alternate group, so the next
+	// release starts behind the first one and production moves back to it.
+	h.sim.SetAlarmState("vmctl-prod-frontend-5xx", "OK")
+	c = startProdClient(t, h.lb.DNSName)
+	_, res, err = deploy(&rollout.Options{Plan: plan1, Release: rel1}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, rollout.RolloutCompleted, res.Services[0].Rollout)
+	answers, failures = c.results()
+	assert.Empty(t, failures)
+	assert.Equal(t, []string{"green", ""}, runs(answers))
+	rel, d = digest()
+	assert.Equal(t, "r1", rel)
+	assert.Equal(t, rel1.Images["frontend"].Digest, d)
 }
 
 func indexOf(s []string, v string) int {

@@ -17,6 +17,8 @@ import (
 // service events not seen yet, oldest first, and follow the deployment this deploy started
 // until ECS marks it COMPLETED or FAILED; after a failure, follow the circuit breaker's
 // rollback to its end. No fixed waiter: completion is noticed on the first poll after it.
+// A blue/green rollout is the same deployment seen through its service deployment's
+// lifecycle stages as well (bluegreen.go); its rollback is followed the same way.
 
 type phase int
 
