@@ -427,14 +427,16 @@ func (s *Sim) serviceDeploymentOut(svc *ecsService, d *ecsDeployment) map[string
 		"clusterArn":              svc.cluster.arn(svc.home),
 		"createdAt":               epochOf(d.created),
 		"startedAt":               epochOf(d.created),
-		"updatedAt":               epochOf(d.updated),
 		"status":                  d.deploymentStatus(),
 		"statusReason":            d.reason,
 		"lifecycleStage":          d.lifecycleStage(),
 		"targetServiceRevision":   svc.revisionSummary(d, green),
 		"deploymentConfiguration": svc.config,
 	}
-	if !d.finished.IsZero() {
+	switch {
+	case d.deploymentStatus() == "STOPPED":
+		m["stoppedAt"] = epochOf(d.finished)
+	case !d.finished.IsZero():
 		m["finishedAt"] = epochOf(d.finished)
 	}
 	var sources []serviceRevisionSummary
