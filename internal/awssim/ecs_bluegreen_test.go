@@ -33,7 +33,7 @@ func TestECSBlueGreenChecksItsLoadBalancer(t *testing.T) {
 		_, err := c.CreateService(ctx, &ecs.CreateServiceInput{
 			ServiceName: sdkaws.String("web"), TaskDefinition: sdkaws.String("web"), DesiredCount: sdkaws.Int32(0),
 			LaunchType: ecstypes.LaunchTypeFargate, NetworkConfiguration: awsvpcNetwork,
-			LoadBalancers: []ecstypes.LoadBalancer{{TargetGroupArn: sdkaws.String(tg.ARN), ContainerName: sdkaws.String("web"), ContainerPort: sdkaws.Int32(8080), AdvancedConfiguration: ac}},
+			LoadBalancers:           []ecstypes.LoadBalancer{{TargetGroupArn: sdkaws.String(tg.ARN), ContainerName: sdkaws.String("web"), ContainerPort: sdkaws.Int32(8080), AdvancedConfiguration: ac}},
 			DeploymentConfiguration: &ecstypes.DeploymentConfiguration{Strategy: ecstypes.DeploymentStrategyBlueGreen, BakeTimeInMinutes: sdkaws.Int32(10)},
 		})
 		return err
