@@ -3,10 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 
 	"github.com/vmctl/vmctl/internal/environment"
 	"github.com/vmctl/vmctl/internal/infra"
@@ -19,7 +17,7 @@ func withFoundation(ctx context.Context, cfg sdkaws.Config, env *environment.Env
 	if !infra.Needs(env) {
 		return env, nil
 	}
-	outputs, err := infra.ReadOutputs(ctx, cloudformation.NewFromConfig(cfg), env.Name)
+	outputs, err := infra.ReadOutputs(ctx, cfnClient(cfg), env.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -32,21 +30,17 @@ func foundationState(ctx context.Context, cfg sdkaws.Config, env *environment.En
 	if !infra.Needs(env) {
 		return "the file names every id itself (its own network and stores)", nil
 	}
-	c := cloudformation.NewFromConfig(cfg)
-	outputs, err := infra.ReadOutputs(ctx, c, env.Name)
+	st, outputs, err := infra.ReadStack(ctx, cfnClient(cfg), env.Name)
 	if err != nil {
 		return "", err
 	}
 	if _, err := infra.Resolve(env, outputs); err != nil {
 		return "", err
 	}
-	out, err := c.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: sdkaws.String(infra.StackName(env.Name))})
-	if err != nil || len(out.Stacks) == 0 {
-		return "", fmt.Errorf("read stack %s: %w", infra.StackName(env.Name), err)
+	name := infra.StackName(env.Name)
+	// Usable (ReadStack) yet not settled, e.g. an update in flight: say so, and how to follow.
+	if what, next := infra.Condition(env.Name, st.StackStatus); next != "" {
+		return "", fmt.Errorf("stack %s is %s (%s): %s", name, st.StackStatus, what, next)
 	}
-	st := out.Stacks[0]
-	if strings.HasSuffix(string(st.StackStatus), "_IN_PROGRESS") {
-		return "", fmt.Errorf("stack %s is %s: wait for it with vmctl infra status --env %s", infra.StackName(env.Name), st.StackStatus, env.Name)
-	}
-	return fmt.Sprintf("stack %s %s, %d outputs", infra.StackName(env.Name), st.StackStatus, len(outputs)), nil
+	return fmt.Sprintf("stack %s %s, %d outputs", name, st.StackStatus, len(outputs)), nil
 }

@@ -121,17 +121,24 @@ func usable(s types.StackStatus) bool {
 // *StackError naming the recovery when the stack does not exist or is not usable
 // (a failed creation, a rollback that failed, a deletion).
 func ReadOutputs(ctx context.Context, c StackDescriber, env string) (map[string]string, error) {
+	_, out, err := ReadStack(ctx, c, env)
+	return out, err
+}
+
+// ReadStack is ReadOutputs with the stack they were read from, for a caller that also
+// reports its status: one read for both.
+func ReadStack(ctx context.Context, c StackDescriber, env string) (*types.Stack, map[string]string, error) {
 	st, err := DescribeStack(ctx, c, env)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st == nil {
-		return nil, &StackError{Env: env}
+		return nil, nil, &StackError{Env: env}
 	}
 	if !usable(st.StackStatus) {
-		return nil, &StackError{Env: env, Status: st.StackStatus, Reason: sdkaws.ToString(st.StackStatusReason)}
+		return nil, nil, &StackError{Env: env, Status: st.StackStatus, Reason: sdkaws.ToString(st.StackStatusReason)}
 	}
-	return outputs(st), nil
+	return st, outputs(st), nil
 }
 
 func outputs(st *types.Stack) map[string]string {
