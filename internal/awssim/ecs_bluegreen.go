@@ -501,11 +501,7 @@ func (s *Sim) listServiceDeployments(_ arnHome, body []byte) (any, error) {
 	f := s.compute
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.findCluster(in.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := c.findService(in.Service)
+	_, svc, err := f.findService(in.Cluster, in.Service)
 	if err != nil {
 		return nil, err
 	}

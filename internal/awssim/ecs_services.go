@@ -493,6 +493,17 @@ func (c *deploymentConfig) merge(in deploymentConfig) {
 }
 
 // findService resolves a service parameter; the caller holds the lock.
+// findService finds a cluster's service, with AWS's error for whichever is missing; the
+// caller holds the lock.
+func (f *compute) findService(cluster, service string) (*ecsCluster, *ecsService, error) {
+	c, err := f.findCluster(cluster)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := c.findService(service)
+	return c, svc, err
+}
+
 func (c *ecsCluster) findService(ref string) (*ecsService, error) {
 	svc := c.services[arnName(ref)]
 	if svc == nil {
@@ -513,11 +524,7 @@ func (s *Sim) updateService(_ arnHome, body []byte) (any, error) {
 	f := s.compute
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.findCluster(in.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := c.findService(in.Service)
+	c, svc, err := f.findService(in.Cluster, in.Service)
 	if err != nil {
 		return nil, err
 	}
@@ -605,11 +612,7 @@ func (s *Sim) deleteService(_ arnHome, body []byte) (any, error) {
 	f := s.compute
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.findCluster(in.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := c.findService(in.Service)
+	_, svc, err := f.findService(in.Cluster, in.Service)
 	if err != nil {
 		return nil, err
 	}
